@@ -1,0 +1,45 @@
+"""Identity folders: ``<root>/<identity>/<image>`` (ORL, LFW, CelebA-HQ identity and PubFig style).
+
+Every image gets the split ``all``; identities are numbered in sorted folder order and the
+folder names are kept in ``meta["identities"]``. ``orl`` is the AT&T / ORL face set
+(Samaria & Harter, "Parameterisation of a stochastic model for human face identification",
+WACV 1994): 40 people, 10 greyscale 92x112 images each, loaded at native size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..assets import dataset_root
+from ..errors import DataError
+from ..registry import DATASETS
+from ._base import ImageDataset, Sample
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".ppm", ".webp"}
+
+
+def read_identity_folders(root: Path, name: str, task: str = "face",
+                          image_size: tuple[int, int] | None = None) -> ImageDataset:
+    idents = sorted(d for d in root.iterdir() if d.is_dir())
+    samples = []
+    for pid, d in enumerate(idents):
+        for p in sorted(d.iterdir(), key=lambda q: (len(q.stem), q.name)):
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                samples.append(Sample(p, pid, -1, "all"))
+    if not samples:
+        raise DataError(f"no images in identity folders under {root} (expected <identity>/<image>)")
+    return ImageDataset(name, root, samples, task=task, image_size=image_size,
+                        meta={"identities": [d.name for d in idents]})
+
+
+@DATASETS.register("identity_folders")
+def identity_folders(data_root: str | None = None) -> ImageDataset:
+    """Any <identity>/<image> tree (--data-root), e.g. LFW, CelebA-HQ identities, PubFig."""
+    root = dataset_root("identity_folders", data_root)
+    return read_identity_folders(root, root.name)
+
+
+@DATASETS.register("orl")
+def orl(data_root: str | None = None) -> ImageDataset:
+    """AT&T / ORL faces: 40 identities x 10 greyscale 92x112 images (asset home)."""
+    return read_identity_folders(dataset_root("orl_faces", data_root), "orl")

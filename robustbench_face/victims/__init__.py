@@ -1,0 +1,1 @@
+"""Built-in victims; one module per plugin."""
