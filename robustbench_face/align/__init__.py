@@ -1,0 +1,72 @@
+"""Face alignment as a cached data-pipeline step, not part of any victim.
+
+A face victim declares the chip it expects in ``victim.alignment`` (for example
+``"dlib_150"`` or ``"arcface_112"``; ``None`` means it takes the image as it is).
+An aligner is a function ``aligner(images) -> (chips, detected)``:
+
+* ``images``: list of (3, H, W) float tensors in [0, 1] (sizes may differ);
+* ``chips``: (N, 3, h, w) float tensor in [0, 1];
+* ``detected``: (N,) bool tensor, False where no face was found and the aligner's documented
+  fallback (its docstring says which) was used instead. Runners count and report these.
+
+Aligners register with ``@register_aligner("name")`` in a module of this package; results
+are cached per dataset under ``$RBF_CACHE/aligned/`` by :func:`align_samples`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import pkgutil
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..assets import cache_dir
+from ..errors import UnknownNameError
+
+log = logging.getLogger(__name__)
+Aligner = Callable[[list[Tensor]], tuple[Tensor, Tensor]]
+_ALIGNERS: dict[str, Aligner] = {}
+
+
+def register_aligner(name: str):
+    def deco(fn: Aligner) -> Aligner:
+        if name in _ALIGNERS:
+            raise ValueError(f"duplicate aligner {name!r}")
+        _ALIGNERS[name] = fn
+        return fn
+    return deco
+
+
+def get_aligner(name: str) -> Aligner:
+    if not _ALIGNERS:
+        for mod in pkgutil.iter_modules(__path__):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{mod.name}")
+    if name not in _ALIGNERS:
+        raise UnknownNameError(f"unknown alignment {name!r}; available: {', '.join(sorted(_ALIGNERS))}")
+    return _ALIGNERS[name]
+
+
+def align_samples(name: str, samples, read, cache: bool = True) -> tuple[Tensor, Tensor]:
+    """Align the images of ``samples`` (read with ``read(sample) -> (3,H,W)``), cached on disk.
+
+    The cache key hashes the aligner name and the sample paths, so a changed file list is
+    never served a stale cache.
+    """
+    key = hashlib.sha256((name + "\n" + "\n".join(str(s.path) for s in samples)).encode()).hexdigest()[:16]
+    path = cache_dir() / "aligned" / f"{name}-{key}.pt"
+    if cache and path.is_file():
+        blob = torch.load(path, weights_only=True)
+        return blob["chips"], blob["detected"]
+    chips, detected = get_aligner(name)([read(s) for s in samples])
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"chips": chips, "detected": detected}, tmp)
+        tmp.replace(path)
+    log.info("aligned %d faces with %s; %d fell back", len(samples), name, int((~detected).sum()))
+    return chips, detected
