@@ -1,0 +1,130 @@
+"""``rbf``: a thin Typer layer; each command forwards to a public function of the same name.
+
+Library errors (:class:`RbfError`) become one line on stderr and exit status 2; nothing
+already written to the results CSV is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import List, Optional
+
+import typer
+
+from .errors import RbfError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Adversarial robustness benchmarks for face, re-ID and affect models.")
+KINDS = ("victims", "attacks", "defenses", "datasets")
+
+
+@app.command()
+def run(
+    attack: str = typer.Option(..., help="attack name, or 'none' for a clean run"),
+    victim: str = typer.Option(..., help="attacked victim, e.g. osnet_x0_25.market1501"),
+    dataset: str = typer.Option("mini_mars", help="dataset name"),
+    eval_victim: List[str] = typer.Option([], "--eval-victim", help="extra victims scored on the same adversarial inputs (transfer)"),
+    defense: List[str] = typer.Option([], "--defense", help="NAME[:key=value,...]; repeat to stack"),
+    mode: Optional[str] = typer.Option(None, help="reid: evasion|impersonation; face: dodging|impersonation; affect: untargeted|targeted"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("cpu"),
+    limit: Optional[int] = typer.Option(None, help="attack only the first N queries"),
+    out: str = typer.Option("runs/results.csv", help="results CSV to append to"),
+    data_root: Optional[str] = typer.Option(None, help="dataset folder anywhere on disk"),
+    attack_arg: List[str] = typer.Option([], "--attack-arg", "-a", help="attack option key=value (eps=8/255, steps=20, region=torso)"),
+    batch_size: int = typer.Option(32),
+    target_class: Optional[str] = typer.Option(None, help="affect targeted mode: class, quadrant or AU pattern"),
+):
+    """Attack a victim on a dataset, score every victim, append rows to the results CSV."""
+    from .runner import RunConfig, parse_kv
+    from .runner import run as run_
+
+    rows = run_(RunConfig(attack=attack, victim=victim, dataset=dataset, eval_victims=eval_victim,
+                          defenses=defense, mode=mode, seed=seed, device=device, limit=limit,
+                          out=out, data_root=data_root, attack_args=parse_kv(attack_arg),
+                          batch_size=batch_size, target_class=target_class))
+    _print_rows(rows)
+    typer.echo(f"appended {len(rows)} row(s) to {out}")
+
+
+def _print_rows(rows):
+    from rich.console import Console
+    from rich.table import Table
+
+    skip = {"package_version", "git_sha", "config_hash", "timestamp", "attack_config", "device", "dataset", "seed"}
+    cols = [k for k in rows[0] if k not in skip and any(r.get(k) not in (None, "") for r in rows)]
+    table = Table(*cols)
+    for r in rows:
+        table.add_row(*[f"{r[c]:.4f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols])
+    Console(width=200).print(table)
+
+
+@app.command()
+def train(
+    attack: str = typer.Argument(..., help="trainable attack, e.g. cond_patch or patch_universal"),
+    victim: List[str] = typer.Option(..., "--victim", help="surrogate victim(s); repeat for an ensemble"),
+    dataset: str = typer.Option("mini_mars"),
+    split: str = typer.Option("train", help="train on this split only"),
+    steps: int = typer.Option(2000),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("cpu"),
+    out: Optional[str] = typer.Option(None, help="checkpoint path (.safetensors)"),
+    resume: bool = typer.Option(False, help="continue from --out if it exists"),
+    data_root: Optional[str] = typer.Option(None),
+    arg: List[str] = typer.Option([], "--arg", "-a", help="hyper-parameter key=value"),
+):
+    """Train a learned attack (generator or universal patch) on a training split."""
+    from .runner import parse_kv
+    from .training import train as train_
+
+    path = train_(attack, victims=victim, dataset=dataset, split=split, steps=steps, seed=seed,
+                  device=device, out=out, resume=resume, data_root=data_root, **parse_kv(arg))
+    typer.echo(f"checkpoint written to {path}")
+
+
+@app.command("list")
+def list_(kind: Optional[str] = typer.Argument(None, help="victims | attacks | defenses | datasets")):
+    """List registered plugins with a one-line summary each."""
+    from .registry import REGISTRIES
+
+    kinds = [kind] if kind else list(KINDS)
+    for k in kinds:
+        if k not in REGISTRIES:
+            raise RbfError(f"unknown kind {k!r}; use one of: {', '.join(KINDS)}")
+        typer.echo(f"{k}:")
+        for e in REGISTRIES[k].entries():
+            typer.echo(f"  {e.name:<24} {e.summary}")
+
+
+@app.command()
+def leaderboard(results: str = typer.Argument(..., help="results CSV"),
+                out: str = typer.Option(..., help="leaderboard CSV to write"),
+                task: Optional[str] = None, dataset: Optional[str] = None):
+    """Build a ranked leaderboard CSV from a results CSV."""
+    from .results import leaderboard as leaderboard_
+
+    rows = leaderboard_(results, task=task, dataset=dataset, out=out)
+    typer.echo(f"wrote {len(rows)} row(s) to {out}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except RbfError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

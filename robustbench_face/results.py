@@ -1,0 +1,148 @@
+"""Results CSV: atomic appends with provenance, and leaderboards built from it.
+
+Every row carries what is needed to re-run it: package version, git commit, a hash of the
+run's configuration, seed, device and time. A row is written by rewriting the whole file to a
+temporary sibling and renaming it over the original (``os.replace`` is atomic on POSIX), so a
+crash leaves either the old file or the new one, never half a row, and rows already there are
+copied through unchanged. New columns extend the header; old rows get blanks for them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import __version__
+from .errors import DataError
+
+# Leading columns, in order; any other keys follow alphabetically.
+BASE_COLUMNS = [
+    "task", "dataset", "victim", "eval_victim", "attack", "mode", "defense", "adaptive", "seed",
+    "n_queries", "clean_map", "adv_map", "clean_rank1", "adv_rank1", "success_rate",
+    "target_map", "clean_acc", "tar_at_far", "far", "ci_low", "ci_high",
+    "sec_per_query", "perturbation", "perturbation_kind", "queries_per_image",
+    "attack_config", "device", "package_version", "git_sha", "config_hash", "timestamp",
+]
+
+
+def git_sha() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        sha = out.stdout.strip()
+        if out.returncode == 0 and sha:
+            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Stable short hash of a run configuration.
+
+    >>> config_hash({"a": 1, "b": [2]}) == config_hash({"b": [2], "a": 1})
+    True
+    """
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def provenance(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "package_version": __version__,
+        "git_sha": git_sha(),
+        "config_hash": config_hash(config),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def read_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+    path = Path(path)
+    if not path.exists():
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
+    for i, row in enumerate(rows, start=2):
+        if None in row or any(v is None for v in row.values()):
+            raise DataError(f"{path}:{i}: malformed row (column count differs from the header)")
+    return header, rows
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else v
+
+
+def append_rows(path: str | os.PathLike, new_rows: Iterable[dict[str, Any]]) -> Path:
+    """Append rows atomically (see module docstring); returns the path."""
+    path = Path(path)
+    new_rows = [{k: _fmt(v) for k, v in r.items()} for r in new_rows]
+    header, rows = read_rows(path)
+    keys = set(header)
+    for r in new_rows:
+        keys.update(r)
+    ordered = [c for c in BASE_COLUMNS if c in keys]
+    ordered += [c for c in header if c not in ordered]
+    ordered += sorted(keys - set(ordered))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=ordered, restval="")
+            w.writeheader()
+            w.writerows(rows)
+            w.writerows(new_rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def leaderboard(results: str | os.PathLike, task: str | None = None, dataset: str | None = None,
+                out: str | os.PathLike | None = None) -> list[dict[str, str]]:
+    """Rank result rows: lowest adversarial score first (the strongest attack / weakest model).
+
+    Rows of defended victims that were not evaluated adaptively are never ranked above
+    adaptive rows of the same victim/defense (they are flagged ``adaptive=no``).
+    """
+    _, rows = read_rows(results)
+    rows = [r for r in rows if (task is None or r.get("task") == task)
+            and (dataset is None or r.get("dataset") == dataset)]
+
+    def metric(r):
+        for k in ("adv_map", "success_rate", "adv_rank1"):
+            if r.get(k):
+                v = float(r[k])
+                return -v if k == "success_rate" else v
+        return float("inf")
+
+    def key(r):
+        non_adaptive = r.get("defense", "none") not in ("", "none") and r.get("adaptive") != "yes"
+        return (r.get("task", ""), r.get("dataset", ""), non_adaptive, metric(r))
+
+    rows.sort(key=key)
+    if out is not None:
+        header = list(rows[0].keys()) if rows else BASE_COLUMNS
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header, restval="")
+            w.writeheader()
+            w.writerows(rows)
+    return rows
