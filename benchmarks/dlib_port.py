@@ -93,11 +93,11 @@ def main(argv: list[str] | None = None) -> None:
         w.writerow(["path", "pid", "detected", "cosine", "max_abs_diff", "norm_dlib", "norm_port"])
         for i, s in enumerate(samples):
             w.writerow([Path(s.path).relative_to(ds.root).as_posix(), s.pid, int(detected[i]),
-                        f"{cos[i]:.9f}", f"{maxdiff[i]:.3e}", f"{n_ref[i]:.6f}", f"{n_ours[i]:.6f}"])
+                        f"{cos[i]:.12f}", f"{maxdiff[i]:.3e}", f"{n_ref[i]:.6f}", f"{n_ours[i]:.6f}"])
 
     print(f"faces: {len(samples)}  detected: {int(detected.sum())}  fallbacks: {int((~detected).sum())}")
-    print(f"port vs dlib cosine: min {cos.min():.9f}  mean {cos.mean():.9f}  "
-          f"max |diff| {maxdiff.max():.2e}")
+    print(f"port vs dlib cosine: min {cos.min():.12f}  mean {cos.mean():.12f}  "
+          f"(max 1-cos {(1 - cos).max():.1e}, max |diff| {maxdiff.max():.2e})")
     print(f"raw dlib descriptor norm: mean {n_ref.mean():.4f}  std {n_ref.std():.4f}  "
           f"range [{n_ref.min():.4f}, {n_ref.max():.4f}]")
     print(f"per image (CPU, {torch.get_num_threads()} threads): align {1e3 * t_align:.1f} ms  "

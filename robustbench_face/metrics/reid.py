@@ -87,7 +87,7 @@ def faiss_rank(q: ArrayLike, g: ArrayLike, metric: str = "cosine", k: int | None
 
 
 def evaluate_rank(
-    distmat: ArrayLike,
+    distmat: ArrayLike | None,
     q_pids: ArrayLike,
     g_pids: ArrayLike,
     q_camids: ArrayLike,
@@ -101,7 +101,8 @@ def evaluate_rank(
 
     ``target_pids`` scores impersonation: relevance is "gallery pid == target pid" while the
     same-pid-same-camera removal still uses the query's true pid and camera.
-    ``order`` may pass a precomputed ranking (e.g. from faiss).
+    ``order`` may pass a precomputed ranking (e.g. from :func:`faiss_rank`); ``distmat`` is
+    then not needed and may be None.
 
     >>> d = np.array([[0.1, 0.2, 0.3]])
     >>> r = evaluate_rank(d, [1], [1, 2, 1], [0], [1, 1, 1])
@@ -110,17 +111,18 @@ def evaluate_rank(
     >>> evaluate_rank(d, [1], [1, 2, 1], [1], [1, 1, 1]).n_valid  # all matches share the camera
     0
     """
-    distmat = np.asarray(distmat)
+    if distmat is None and order is None:
+        raise ValueError("evaluate_rank needs distmat or order")
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
     rel_pids = q_pids if target_pids is None else np.asarray(target_pids)
-    num_q, num_g = distmat.shape
+    num_q, num_g = (order if order is not None else np.asarray(distmat)).shape
     max_rank = min(max_rank, num_g)
     aps = np.full(num_q, np.nan)
     first_hit = np.full(num_q, np.iinfo(np.int64).max)  # 1-based position of first match
     for s in range(0, num_q, chunk):
         e = min(s + chunk, num_q)
-        idx = order[s:e] if order is not None else np.argsort(distmat[s:e], axis=1)
+        idx = order[s:e] if order is not None else np.argsort(np.asarray(distmat[s:e]), axis=1)
         gp, gc = g_pids[idx], g_camids[idx]
         keep = ~((gp == q_pids[s:e, None]) & (gc == q_camids[s:e, None])) & (gp != -1)
         hits = (gp == rel_pids[s:e, None]) & keep

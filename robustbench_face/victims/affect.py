@@ -204,11 +204,8 @@ def register_affect_victim(name: str, build: Callable[[], nn.Module | str | Path
                            summary: str = "", **spec: Any) -> None:
     """Register victim ``name``: ``build()`` gives the module or file, ``spec`` the rest.
 
-    >>> register_affect_victim("_doc_tiny", lambda: nn.Sequential(nn.Flatten(), nn.LazyLinear(3)),
-    ...                        "expression", size=(8, 8), classes="a,b,c")
-    >>> import robustbench_face as rbf
-    >>> rbf.create_victim("_doc_tiny").classes
-    ('a', 'b', 'c')
+    For plugins: ``register_affect_victim("my_au", lambda: "au.onnx", "action_units",
+    size=(112, 112), au_names="AU1,AU2,AU4")``; the file is loaded when the victim is created.
     """
     def factory(weights: str | None = None, device: str = "cpu") -> AffectVictim:
         return build_affect_victim(build(), name, head, device=device, **spec)

@@ -1,0 +1,53 @@
+"""Results CSV: atomic appends, rows never lost, header grows, leaderboard order."""
+
+import os
+
+import pytest
+
+from robustbench_face.errors import DataError
+from robustbench_face.results import append_rows, leaderboard, read_rows
+
+
+def test_append_keeps_old_rows_and_extends_header(tmp_path):
+    p = tmp_path / "r.csv"
+    append_rows(p, [{"task": "reid", "adv_map": 0.5}])
+    append_rows(p, [{"task": "face", "tar_at_far": 0.9, "new_col": "x"}])
+    header, rows = read_rows(p)
+    assert [r["task"] for r in rows] == ["reid", "face"]
+    assert rows[0]["adv_map"] == "0.5" and rows[0]["new_col"] == ""
+    assert header.index("task") < header.index("adv_map") < header.index("new_col")
+
+
+def test_crash_while_writing_leaves_file_intact(tmp_path, monkeypatch):
+    p = tmp_path / "r.csv"
+    append_rows(p, [{"task": "reid", "adv_map": 0.5}])
+    before = p.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        append_rows(p, [{"task": "reid", "adv_map": 0.1}])
+    assert p.read_bytes() == before
+    assert [f.name for f in tmp_path.iterdir()] == ["r.csv"]  # no stray temp file
+
+
+def test_malformed_results_file_is_reported(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text("task,adv_map\nreid,0.1,extra\n")
+    with pytest.raises(DataError, match="r.csv:2"):
+        append_rows(p, [{"task": "x"}])
+    assert p.read_text() == "task,adv_map\nreid,0.1,extra\n"
+
+
+def test_leaderboard_ranks_adaptive_rows_first(tmp_path):
+    p = tmp_path / "r.csv"
+    append_rows(p, [
+        {"task": "reid", "dataset": "d", "defense": "jpeg", "adaptive": "no", "adv_map": 0.01},
+        {"task": "reid", "dataset": "d", "defense": "jpeg", "adaptive": "yes", "adv_map": 0.30},
+        {"task": "reid", "dataset": "d", "defense": "none", "adaptive": "", "adv_map": 0.02},
+    ])
+    rows = leaderboard(p, out=tmp_path / "lb.csv")
+    assert [r["adv_map"] for r in rows] == ["0.02", "0.3", "0.01"]
+    assert (tmp_path / "lb.csv").exists()
