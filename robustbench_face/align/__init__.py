@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import logging
 import pkgutil
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -54,15 +56,19 @@ def get_aligner(name: str) -> Aligner:
 def align_samples(name: str, samples, read, cache: bool = True) -> tuple[Tensor, Tensor]:
     """Align the images of ``samples`` (read with ``read(sample) -> (3,H,W)``), cached on disk.
 
-    The cache key hashes the aligner name and the sample paths, so a changed file list is
-    never served a stale cache.
+    The cache key hashes the aligner's name and source file and the sample paths, so neither a
+    changed file list nor a changed aligner is served a stale cache.
     """
-    key = hashlib.sha256((name + "\n" + "\n".join(str(s.path) for s in samples)).encode()).hexdigest()[:16]
+    aligner = get_aligner(name)
+    # the aligner's own source is part of the key: a changed aligner never gets stale chips
+    code = Path(inspect.getfile(aligner)).read_bytes()
+    blob = name.encode() + code + "\n".join(str(s.path) for s in samples).encode()
+    key = hashlib.sha256(blob).hexdigest()[:16]
     path = cache_dir() / "aligned" / f"{name}-{key}.pt"
     if cache and path.is_file():
         blob = torch.load(path, weights_only=True)
         return blob["chips"], blob["detected"]
-    chips, detected = get_aligner(name)([read(s) for s in samples])
+    chips, detected = aligner([read(s) for s in samples])
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -59,11 +59,13 @@ def umeyama(src: Tensor, dst: Tensor) -> Tensor:
     return torch.cat([scale * R, t[:, None]], 1)
 
 
-def warp_affine(image: Tensor, M: Tensor, size: tuple[int, int]) -> Tensor:
+def warp_affine(image: Tensor, M: Tensor, size: tuple[int, int], edge: str = "zeros") -> Tensor:
     """Warp (C, H, W) ``image`` by the 2x3 pixel-space ``M`` (source -> output) to ``size``.
 
-    Matches ``cv2.warpAffine(img, M, (w, h))`` with bilinear sampling and a zero border; it is
-    differentiable in ``image``.
+    ``edge="zeros"`` matches ``cv2.warpAffine(img, M, (w, h))`` with bilinear sampling and a
+    zero border (what insightface does); ``edge="clip"`` is zero only outside the image's
+    footprint and clamps inside it, so enlarging a crop does not darken its outer pixels.
+    Differentiable in ``image``.
 
     >>> img = torch.arange(12.).view(1, 3, 4)
     >>> M = torch.tensor([[1., 0., 0.], [0., 1., 0.]])
@@ -79,8 +81,11 @@ def warp_affine(image: Tensor, M: Tensor, size: tuple[int, int]) -> Tensor:
     pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ inv.T  # (h, w, 2) source pixels
     grid = torch.stack([(2 * pts[..., 0] + 1) / W - 1, (2 * pts[..., 1] + 1) / H - 1], -1)
     out = F.grid_sample(image[None], grid[None].to(image.dtype), mode="bilinear",
-                        padding_mode="zeros", align_corners=False)
-    return out[0]
+                        padding_mode="zeros" if edge == "zeros" else "border", align_corners=False)[0]
+    if edge == "clip":
+        inside = (grid.abs() <= 1).all(-1)
+        out = out * inside.to(out.dtype)
+    return out
 
 
 def norm_crop(image: Tensor, landmarks: Tensor, size: int = 112) -> Tensor:
@@ -109,7 +114,7 @@ def _square_crop(image: Tensor, cx: float, cy: float, side: float, size: int) ->
         M = M @ torch.tensor([[1 / kx, 0, 0.5 / kx - 0.5], [0, 1 / ky, 0.5 / ky - 0.5], [0, 0, 1]],
                              dtype=torch.float64)
         image = blurred
-    return warp_affine(image, M, (size, size)).clamp(0, 1)
+    return warp_affine(image, M, (size, size), edge="clip").clamp(0, 1)
 
 
 def _rgb(image: Tensor) -> Tensor:

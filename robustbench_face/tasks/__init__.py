@@ -2,7 +2,8 @@
 
 A task runner knows its field's protocol (re-ID: Market-1501 mAP/CMC; faces: verification
 at a FAR; affect: flip and targeted rates). ``robustbench_face.runner.run`` picks one by
-``dataset.task``.
+``dataset.task``, except that a victim with an affect head (logits, regression, multilabel)
+makes any dataset an affect run.
 """
 
 from __future__ import annotations
