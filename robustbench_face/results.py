@@ -66,6 +66,12 @@ def provenance(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def read_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
     path = Path(path)
     if not path.exists():
@@ -107,6 +113,9 @@ def append_rows(path: str | os.PathLike, new_rows: Iterable[dict[str, Any]]) -> 
             w.writerows(new_rows)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes 0600 files; give the CSV the usual permissions (or keep the old ones)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
