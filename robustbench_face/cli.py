@@ -35,6 +35,10 @@ def run(
     attack_arg: List[str] = typer.Option([], "--attack-arg", "-a", help="attack option key=value (eps=8/255, steps=20, region=torso)"),
     batch_size: int = typer.Option(32),
     target_class: Optional[str] = typer.Option(None, help="affect targeted mode: class, quadrant or AU pattern"),
+    adaptive: str = typer.Option("auto", help="defended victims: auto (BPDA/EOT when a defense needs it) | yes | no"),
+    eot_draws: int = typer.Option(10, help="EOT draws for randomised defenses in the adaptive attack"),
+    sanity: bool = typer.Option(False, help="also craft on the undefended victim (transfer red flag)"),
+    far: float = typer.Option(1e-3, help="faces: FAR at which the threshold is calibrated on clean pairs"),
 ):
     """Attack a victim on a dataset, score every victim, append rows to the results CSV."""
     from .runner import RunConfig, parse_kv
@@ -43,7 +47,8 @@ def run(
     rows = run_(RunConfig(attack=attack, victim=victim, dataset=dataset, eval_victims=eval_victim,
                           defenses=defense, mode=mode, seed=seed, device=device, limit=limit,
                           out=out, data_root=data_root, attack_args=parse_kv(attack_arg),
-                          batch_size=batch_size, target_class=target_class))
+                          batch_size=batch_size, target_class=target_class,
+                          adaptive=adaptive, eot_draws=eot_draws, sanity=sanity, far=far))
     _print_rows(rows)
     typer.echo(f"appended {len(rows)} row(s) to {out}")
 
@@ -95,6 +100,21 @@ def list_(kind: Optional[str] = typer.Argument(None, help="victims | attacks | d
         typer.echo(f"{k}:")
         for e in REGISTRIES[k].entries():
             typer.echo(f"  {e.name:<24} {e.summary}")
+
+
+plugin_app = typer.Typer(help="Author third-party plugins.", no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
+
+
+@plugin_app.command("new")
+def plugin_new(kind: str = typer.Argument(..., help="defense | attack | victim"),
+               name: str = typer.Argument(..., help="plugin name (a Python identifier)"),
+               dir: str = typer.Option(".", "--dir", help="where to create the package folder")):
+    """Scaffold an installable plugin package (pyproject entry point, module, test, README)."""
+    from .plugin import new_plugin
+
+    root = new_plugin(kind, name, dir)
+    typer.echo(f"created {root}; install it with: pip install -e {root}")
 
 
 @app.command()
