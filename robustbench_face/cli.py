@@ -137,10 +137,9 @@ def main() -> None:
         sys.exit(2)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # usage errors come from the click that typer vendors; duck-type them, don't import it
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise

@@ -114,6 +114,10 @@ class CountingVictim(nn.Module):
         self.images_seen += x.shape[0]
         return self.victim(x)
 
+    def feature_maps(self, x: Tensor):
+        self.images_seen += x.shape[0]
+        return self.victim.feature_maps(x)
+
     def __getattr__(self, name: str):
         try:
             return super().__getattr__(name)

@@ -1,0 +1,158 @@
+"""The conditional patch generator G(source features, target condition) -> patch in [0, 1].
+
+One readable network file (in the spirit of nanoGPT's ``model.py``). Shapes below are for the
+default setting: OSNet x0.25 as the frozen feature extractor, 256x128 person crops, the 12.5%
+``torso`` region, hence a 64x64 patch.
+
+Inputs
+------
+* **Source multi-scale features.** The frozen extractor (by default the surrogate victim's own
+  ``feature_maps``: conv1 / conv2 / conv3 / conv5 at strides 2 / 8 / 16 / 16) is run once on the
+  clean source image. We keep only what lies under the patch region of each map (so the decoder
+  sees the clothing it is about to cover, at every scale) and one global average of the deepest
+  map (who the person is, for the whole body). Cropping costs nothing: the maps are needed anyway
+  and the crops are tiny (16x32x32, 64x8x8, 96x4x4, 128x4x4).
+* **Target condition.** For impersonation: the target's L2-normalised embedding on the
+  extractor (the mean of its gallery embeddings, exactly what the runner passes; a batch of
+  target images is embedded by the caller first). The embedding is the top of the target's
+  feature hierarchy and the only target description that survives the runner's interface, so
+  the target enters through it. For evasion: a learned "no target" vector of the same size.
+
+Network
+-------
+``cond = MLP([target or null ; pooled source conv5 ; is_target])`` (128-d) modulates every
+decoder stage through FiLM (per-channel scale and shift), and the source crops are fused scale
+by scale, U-Net style, into a decoder that upsamples 8x8 -> 16x16 -> 32x32 -> 64x64:
+
+    8x8   : [conv5 crop ; conv3 crop]  -> FiLMBlock(224 -> 2w)
+    16x16 : [up ; conv2 crop]          -> FiLMBlock(2w + 64 -> 3w/2)
+    32x32 : [up ; conv1 crop]          -> FiLMBlock(3w/2 + 16 -> w)
+    64x64 : up                         -> FiLMBlock(w -> w/2) -> conv 3x3 -> 3 logits
+
+The output is ``sigmoid(base + residual)``: ``base`` is a learned per-pixel logit image (a
+universal patch) and ``residual`` the conditional part, whose last conv starts at zero. So
+training starts as a universal patch (the honest floor, ``patch_universal``) and the
+conditioning only has to add what a universal patch cannot do; the sigmoid bounds the patch
+to [0, 1] by construction. About 0.43 M parameters at ``width=32``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._regions import Region
+
+
+@dataclass
+class GeneratorConfig:
+    feat_channels: tuple[int, ...] = (16, 64, 96, 128)  # conv1, conv2, conv3, conv5 (osnet_x0_25)
+    embed_dim: int = 512          # target embedding size (the extractor's output)
+    patch_size: tuple[int, int] = (64, 64)  # generated at this size, resized to the box if needed
+    width: int = 32               # decoder width unit
+    cond_dim: int = 128           # FiLM conditioning vector
+    region: tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.5)  # top, left, h, w
+    extra: dict = field(default_factory=dict)  # free-form provenance (never read by the net)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeneratorConfig":
+        d = dict(d)
+        for k in ("feat_channels", "patch_size", "region"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def crop_maps(maps: list[Tensor], region: Region) -> tuple[list[Tensor], Tensor]:
+    """The part of each feature map under ``region``, plus the global mean of the deepest map."""
+    crops = []
+    for m in maps:
+        y0, x0, ph, pw = region.box(*m.shape[-2:])
+        crops.append(m[..., y0:y0 + ph, x0:x0 + pw])
+    return crops, maps[-1].mean((2, 3))
+
+
+@torch.no_grad()
+def encode_source(extractor, images: Tensor, region: Region) -> tuple[list[Tensor], Tensor]:
+    """Source conditioning from a frozen extractor with ``feature_maps`` (no gradients)."""
+    return crop_maps(extractor.feature_maps(images), region)
+
+
+class FiLMBlock(nn.Module):
+    """conv-act-conv-norm, then a per-channel affine set by the condition, then act."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        # affine-free GroupNorm: the affine comes from FiLM; batch-size independent (batch 1 ok)
+        self.norm = nn.GroupNorm(min(8, cout // 4), cout, affine=False)
+        self.film = nn.Linear(cond_dim, 2 * cout)
+        nn.init.zeros_(self.film.weight); nn.init.zeros_(self.film.bias)  # start as identity
+
+    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        h = self.norm(self.conv2(F.silu(self.conv1(x))))
+        gamma, beta = self.film(cond)[..., None, None].chunk(2, dim=1)
+        return F.silu(h * (1 + gamma) + beta)
+
+
+class PatchGenerator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        c1, c2, c3, c5 = cfg.feat_channels
+        w, d = cfg.width, cfg.cond_dim
+        self.null_target = nn.Parameter(torch.randn(cfg.embed_dim) * 0.05)  # learned "no target"
+        self.cond = nn.Sequential(nn.Linear(cfg.embed_dim + c5 + 1, d), nn.SiLU(), nn.Linear(d, d))
+        self.b8 = FiLMBlock(c5 + c3, 2 * w, d)
+        self.b16 = FiLMBlock(2 * w + c2, 3 * w // 2, d)
+        self.b32 = FiLMBlock(3 * w // 2 + c1, w, d)
+        self.b64 = FiLMBlock(w, w // 2, d)
+        self.head = nn.Conv2d(w // 2, 3, 3, padding=1)
+        nn.init.zeros_(self.head.weight); nn.init.zeros_(self.head.bias)  # start universal
+        self.base = nn.Parameter(torch.randn(3, *cfg.patch_size))           # universal logits
+
+    @property
+    def region(self) -> Region:
+        return Region(*self.cfg.region)
+
+    def condition(self, target: Tensor | None, pooled: Tensor) -> Tensor:
+        n = pooled.shape[0]
+        if target is None:
+            t, flag = self.null_target.expand(n, -1), pooled.new_zeros(n, 1)
+        else:
+            t, flag = F.normalize(target.to(pooled.dtype), dim=1), pooled.new_ones(n, 1)
+        return self.cond(torch.cat([t, pooled, flag], 1))
+
+    def forward(self, crops: list[Tensor], pooled: Tensor, target: Tensor | None = None,
+                is_target: Tensor | None = None) -> Tensor:
+        """Patches (N, 3, *patch_size) in [0, 1].
+
+        ``target`` (N, D) embeddings or None (evasion for all). ``is_target`` (N,) bool mixes
+        both in one batch during training: rows where it is False use the null condition.
+        """
+        if target is not None and is_target is not None:
+            c_t = self.condition(target, pooled)
+            c_0 = self.condition(None, pooled)
+            cond = torch.where(is_target[:, None], c_t, c_0)
+        else:
+            cond = self.condition(target, pooled)
+        f1, f2, f3, f5 = crops
+        ph, pw = self.cfg.patch_size
+        rs = lambda x, k: F.interpolate(x, size=(ph // k, pw // k), mode="bilinear",  # noqa: E731
+                                        align_corners=False)
+        h = self.b8(torch.cat([rs(f5, 8), rs(f3, 8)], 1), cond)
+        h = self.b16(torch.cat([rs(h, 4), rs(f2, 4)], 1), cond)
+        h = self.b32(torch.cat([rs(h, 2), rs(f1, 2)], 1), cond)
+        h = self.b64(rs(h, 1), cond)
+        return torch.sigmoid(self.base + self.head(h))
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

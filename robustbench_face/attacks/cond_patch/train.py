@@ -1,0 +1,271 @@
+"""Training of the conditional patch generator (``rbf train cond_patch``), checkpoint I/O.
+
+One step: draw ``batch_size`` training frames; each row is an impersonation row with
+probability ``p_target`` (target = another training identity, conditioned on the normalised
+mean of a random subset of 1..16 of its frames, so the generator sees target embeddings as
+noisy as gallery means of unseen people) and an evasion row otherwise (null condition, decoy =
+another identity's mean). The generator makes the patches, :func:`_eot.paste_eot` pastes them
+through random physical-style transforms, every surrogate embeds the result and the losses of
+:mod:`.losses` are averaged over surrogates. Source features, clean embeddings and identity
+means are computed once up front (no gradients), so a step costs one forward + backward of
+each surrogate plus the tiny generator.
+
+Known failure mode (collapse): within ~70 steps the patch comes to dominate the surrogate's
+embedding, so every patched image maps to almost the same point (pairwise cos 0.975 on test
+queries, vs 0.44 clean; the universal patch: 0.997). Parameter gradients then fall to ~1e-12
+and training sits on a plateau; a smaller Adam eps (``adam_eps``, default 1e-8) does not get
+out of it (same loss history to 4 digits). The shipped checkpoint is in that regime.
+
+Checkpoints: ``<out>.safetensors`` (float16 weights, config in the metadata), a JSON card
+beside it (``<out>.json``: config, surrogates, data, seed, wall time, loss history) and, for
+``--resume``, ``<out>.resume.pt`` (float32 weights, Adam state, RNG, history; not shipped).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...errors import InputError
+from .._eot import EOTConfig, paste_eot
+from .._regions import parse_region
+from .generator import GeneratorConfig, PatchGenerator, count_params, crop_maps
+from .losses import LossWeights, patch_loss, tv
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class TrainData:
+    images: Tensor                  # (N, 3, H, W) uint8
+    pids: Tensor                    # (N,) identity index 0..K-1
+    identities: list[int]           # dataset pid of each index
+    emb: list[Tensor]               # per surrogate (N, D) clean embeddings
+    means: list[Tensor]             # per surrogate (K, D) normalised identity means
+    crops: list[Tensor] = field(default_factory=list)  # extractor crops, float16
+    pooled: Tensor | None = None
+    members: list[Tensor] = field(default_factory=list)  # frame indices of each identity
+
+
+def build_surrogates(names: list[str], device: str) -> list:
+    from ... import create_victim
+
+    return [create_victim(n, device=device) for n in names]
+
+
+@torch.no_grad()
+def prepare_data(surrogates: list, dataset: str, split: str, data_root: str | None, device: str,
+                 region=None, limit: int | None = None, chunk: int = 32) -> TrainData:
+    """Load ``split`` as uint8 and embed it once on every surrogate (+ extractor crops)."""
+    from ... import load_dataset
+
+    ds = load_dataset(dataset, data_root=data_root)
+    samples = ds.split(split)
+    if limit:  # tests: a few frames of each identity, evenly spread
+        step = max(1, len(samples) // limit)
+        samples = samples[::step][:limit]
+    ids = sorted({s.pid for s in samples if s.pid > 0})
+    if len(ids) < 2:
+        raise InputError(f"{dataset}/{split}: need >= 2 identities to train, found {len(ids)}")
+    keep = [s for s in samples if s.pid > 0]
+    imgs, embs, crops, pooled = [], [[] for _ in surrogates], [], []
+    for i in range(0, len(keep), chunk):
+        x = ds.load(keep[i:i + chunk]).to(device)
+        imgs.append((x * 255).round().to(torch.uint8).cpu())
+        for k, v in enumerate(surrogates):
+            embs[k].append(v(x).float().cpu())
+        if region is not None:
+            c, p = crop_maps(surrogates[0].feature_maps(x), region)
+            crops.append([t.half().cpu() for t in c]); pooled.append(p.float().cpu())
+    pids = torch.tensor([ids.index(s.pid) for s in keep])
+    emb = [torch.cat(e) for e in embs]
+    means = [torch.nn.functional.normalize(torch.stack([e[pids == k].mean(0) for k in range(len(ids))]), dim=1)
+             for e in emb]
+    data = TrainData(torch.cat(imgs), pids, ids, emb, means,
+                     members=[torch.nonzero(pids == k).flatten() for k in range(len(ids))])
+    if region is not None:
+        data.crops = [torch.cat([c[j] for c in crops]) for j in range(len(crops[0]))]
+        data.pooled = torch.cat(pooled)
+    return data
+
+
+def draw_batch(data: TrainData, bs: int, p_target: float, gen: torch.Generator):
+    """Frame indices, is_target mask, other-identity index, and per-surrogate target vectors."""
+    n, k = len(data.pids), len(data.identities)
+    idx = torch.randint(n, (bs,), generator=gen)
+    is_t = torch.rand(bs, generator=gen) < p_target
+    other = (data.pids[idx] + torch.randint(1, k, (bs,), generator=gen)) % k  # never the source
+    targets = []
+    for e in data.emb:
+        rows = []
+        for o in other.tolist():
+            m = data.members[o]
+            size = int(torch.randint(1, min(16, len(m)) + 1, (1,), generator=gen))
+            pick = m[torch.randperm(len(m), generator=gen)[:size]]
+            rows.append(e[pick].mean(0))
+        targets.append(torch.nn.functional.normalize(torch.stack(rows), dim=1))
+    return idx, is_t, other, targets
+
+
+# --------------------------------------------------------------------------- checkpoints
+def save_generator(path: Path, model: PatchGenerator, card: dict) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().to(torch.float16).contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(sd, str(path), metadata={"config": json.dumps(model.cfg.to_dict()), "attack": "cond_patch"})
+    path.with_suffix(".json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+
+
+def load_generator(path: str | Path, device: str = "cpu") -> PatchGenerator:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"cond_patch checkpoint not found: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "config" not in meta:
+        raise InputError(f"{path} is not a cond_patch checkpoint (no config in its metadata)")
+    model = PatchGenerator(GeneratorConfig.from_dict(json.loads(meta["config"])))
+    sd = {k: v.float() for k, v in load_file(str(path)).items()}
+    model.load_state_dict(sd, strict=True)
+    return model.to(device).eval().requires_grad_(False)
+
+
+# --------------------------------------------------------------------------- training
+DEFAULTS: dict[str, Any] = dict(batch_size=8, lr=2e-3, base_lr=0.03, p_target=0.5, eot=True,
+                                width=32, cond_dim=128, region="torso", pull=1.0, push=1.0,
+                                margin=0.0, decoy=0.3, tv=0.01, log_every=10, save_every=100,
+                                limit=None, threads=None, init_base=None,
+                                adam_eps=1e-8)
+
+
+def _split_hparams(hp: dict) -> dict:
+    unknown = set(hp) - set(DEFAULTS)
+    if unknown:
+        raise InputError(f"cond_patch train: unknown hyper-parameter(s) {sorted(unknown)}; "
+                         f"known: {', '.join(sorted(DEFAULTS))}")
+    return {**DEFAULTS, **hp}
+
+
+def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", steps: int = 2000,
+          seed: int = 0, device: str = "cpu", out: str | None = None, resume: bool = False,
+          data_root: str | None = None, **hparams) -> Path:
+    """Train a generator on ``dataset/split`` against ``victims``; returns the checkpoint path."""
+    hp = _split_hparams(hparams)
+    if hp["threads"]:
+        torch.set_num_threads(int(hp["threads"]))
+    out_path = Path(out or f"runs/cond_patch.{victims[0]}.safetensors")
+    region = parse_region(hp["region"])
+    torch.manual_seed(seed)
+    surrogates = build_surrogates(victims, device)
+    if not hasattr(surrogates[0], "feature_maps"):
+        raise InputError(f"cond_patch: the first --victim {victims[0]!r} has no feature_maps(); "
+                         "it is the feature extractor and must expose multi-scale maps")
+    t0 = time.perf_counter()
+    data = prepare_data(surrogates, dataset, split, data_root, device, region, hp["limit"])
+    h, w = data.images.shape[-2:]
+    box = region.box(h, w)
+    cfg = GeneratorConfig(feat_channels=tuple(c.shape[1] for c in data.crops),
+                          embed_dim=data.emb[0].shape[1], patch_size=(box[2], box[3]),
+                          width=int(hp["width"]), cond_dim=int(hp["cond_dim"]),
+                          region=(region.top, region.left, region.height, region.width))
+    model = PatchGenerator(cfg).to(device)
+    if hp["init_base"]:  # warm start: the universal patch is the generator's starting point
+        _init_base(model, hp["init_base"])
+    base_params = [model.base]
+    other = [p for n, p in model.named_parameters() if n != "base"]
+    opt = torch.optim.Adam([{"params": other, "lr": hp["lr"]}, {"params": base_params, "lr": hp["base_lr"]}],
+                           eps=float(hp["adam_eps"]))  # see "collapse" in the module docstring
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=0)
+    gen = torch.Generator().manual_seed(seed)
+    w_loss = LossWeights(hp["pull"], hp["push"], hp["margin"], hp["decoy"], hp["tv"])
+    eot = EOTConfig(enabled=bool(hp["eot"]))
+    start, history, wall = 0, [], 0.0
+    state_path = out_path.with_suffix(".resume.pt")
+    if resume and state_path.is_file():
+        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sched.load_state_dict(st["sched"])
+        gen.set_state(st["gen"]); start, history, wall = st["step"], st["history"], st["wall"]
+        log.info("resumed %s at step %d", state_path, start)
+    prep_s = time.perf_counter() - t0
+
+    def card() -> dict:
+        from ... import __version__
+        return {"attack": "cond_patch", "format": 1, "licence": "MIT (same as robustbench_face)",
+                "config": cfg.to_dict(), "hparams": hp, "loss_weights": w_loss.to_dict(),
+                "eot": eot.__dict__, "surrogates": victims, "dataset": dataset, "split": split,
+                "n_images": len(data.pids), "identities": data.identities, "seed": seed,
+                "steps": step, "device": device, "wall_time_s": round(wall, 1),
+                "prep_time_s": round(prep_s, 1), "params": count_params(model),
+                "torch": torch.__version__, "robustbench_face": __version__, "history": history}
+
+    from tqdm.auto import tqdm
+
+    step = start
+    bar = tqdm(range(start, steps), desc="cond_patch train", unit="step", initial=start, total=steps)
+    run_logs: dict[str, float] = {}
+    for step in bar:
+        ts = time.perf_counter()
+        loss, logs = _step(model, surrogates, data, hp, w_loss, eot, box, gen, device)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step(); sched.step()
+        wall += time.perf_counter() - ts
+        for k, v in {"loss": float(loss.detach()), **logs}.items():
+            run_logs[k] = 0.9 * run_logs.get(k, v) + 0.1 * v
+        step += 1
+        if step % hp["log_every"] == 0 or step == steps:
+            history.append({"step": step, "wall_s": round(wall, 1), **{k: round(v, 4) for k, v in run_logs.items()}})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in run_logs.items()})
+        if step % hp["save_every"] == 0 or step == steps:
+            _save_all(out_path, state_path, model, opt, sched, gen, step, history, wall, card())
+    _save_all(out_path, state_path, model, opt, sched, gen, step, history, wall, card())
+    return out_path
+
+
+def _init_base(model: PatchGenerator, path: str) -> None:
+    from ..patch_universal import load_patch
+
+    patch, _ = load_patch(path)
+    if tuple(patch.shape[-2:]) != tuple(model.cfg.patch_size):
+        raise InputError(f"init_base {path}: patch {tuple(patch.shape)} vs generator {model.cfg.patch_size}")
+    with torch.no_grad():
+        model.base.copy_(torch.logit(patch.clamp(0.01, 0.99)))
+
+
+def _step(model, surrogates, data: TrainData, hp, w_loss, eot, box, gen, device):
+    idx, is_t, other, targets = draw_batch(data, int(hp["batch_size"]), float(hp["p_target"]), gen)
+    x = data.images[idx].to(device).float() / 255
+    crops = [c[idx].to(device).float() for c in data.crops]
+    pooled = data.pooled[idx].to(device)
+    is_t = is_t.to(device)
+    patch = model(crops, pooled, targets[0].to(device), is_t)
+    x_adv = paste_eot(x, patch, box, gen, eot)
+    total, logs = 0.0, {}
+    for k, v in enumerate(surrogates):
+        emb = v(x_adv)
+        src = data.means[k][data.pids[idx]].to(device)
+        decoy = data.means[k][other].to(device)
+        l, lg = patch_loss(emb, data.emb[k][idx].to(device), src, targets[k].to(device), decoy, is_t, w_loss)
+        total = total + l.mean() / len(surrogates)
+        if k == 0:
+            logs = lg
+    total = total + w_loss.tv * tv(patch).mean()
+    return total, logs
+
+
+def _save_all(out_path, state_path, model, opt, sched, gen, step, history, wall, card) -> None:
+    save_generator(out_path, model, card)
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "gen": gen.get_state(), "step": step, "history": history, "wall": wall}, state_path)

@@ -1,0 +1,170 @@
+"""cond_patch: generator contract, checkpoint round trip, resume, and a tiny training run."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conftest import needs_mars, needs_osnet
+from robustbench_face import create_attack
+from robustbench_face.attacks._eot import EOTConfig, paste_eot
+from robustbench_face.attacks._regions import parse_region, paste
+from robustbench_face.attacks.cond_patch import CondPatch, default_checkpoint
+from robustbench_face.attacks.cond_patch.generator import GeneratorConfig, PatchGenerator, encode_source
+from robustbench_face.attacks.cond_patch.train import load_generator, save_generator
+from robustbench_face.errors import InputError
+
+TINY = GeneratorConfig(feat_channels=(4, 8, 8, 8), embed_dim=16, width=8, cond_dim=8)
+V = "osnet_x0_25.market1501"
+
+
+class FakeVictim(nn.Module):
+    """Embedding victim with OSNet-like multi-scale maps (strides 2, 8, 16, 16)."""
+
+    name = "fake"
+    output = "embedding"
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1 = nn.Conv2d(3, 4, 3, 2, 1)
+        self.c2 = nn.Conv2d(4, 8, 3, 4, 1)
+        self.c3 = nn.Conv2d(8, 8, 3, 2, 1)
+        self.c5 = nn.Conv2d(8, 8, 3, 1, 1)
+        self.fc = nn.Linear(8, 16)
+
+    def feature_maps(self, x):
+        x = F.interpolate(x, size=(256, 128), mode="bilinear", align_corners=False)
+        a = self.c1(x); b = self.c2(a); c = self.c3(b); d = self.c5(c)
+        return [a, b, c, d]
+
+    def forward(self, x):
+        return F.normalize(self.fc(self.feature_maps(x)[-1].mean((2, 3))), dim=1)
+
+
+@pytest.fixture
+def tiny_ckpt(tmp_path):
+    torch.manual_seed(1)
+    model = PatchGenerator(TINY)
+    with torch.no_grad():  # non-zero head and FiLM (both start at zero) so the condition matters
+        model.head.weight.normal_(0, 0.5)
+        for block in (model.b8, model.b16, model.b32, model.b64):
+            block.film.weight.normal_(0, 0.5)
+    path = tmp_path / "tiny.safetensors"
+    save_generator(path, model, {"attack": "cond_patch"})
+    return path, model
+
+
+@pytest.mark.parametrize("target_kind", ["none", "embedding", "images", "mixed"])
+def test_generator_shape_and_bounds(target_kind):
+    model = PatchGenerator(TINY)
+    with torch.no_grad():
+        model.base.mul_(10)  # saturate: the sigmoid must still hold [0, 1]
+    victim = FakeVictim()
+    x = torch.rand(3, 3, 256, 128)
+    crops, pooled = encode_source(victim, x, model.region)
+    target = None if target_kind == "none" else F.normalize(torch.randn(3, 16), dim=1)
+    is_t = torch.tensor([True, False, True]) if target_kind == "mixed" else None
+    p = model(crops, pooled, target, is_t)
+    assert p.shape == (3, 3, 64, 64)
+    assert p.min() >= 0 and p.max() <= 1
+
+
+@pytest.mark.parametrize("target_kind", ["none", "embedding", "images"])
+def test_attack_contract(tiny_ckpt, target_kind):
+    path, _ = tiny_ckpt
+    attack = create_attack("cond_patch", checkpoint=str(path))
+    assert attack.distance == "patch"
+    x = torch.rand(2, 3, 256, 128)
+    target = {"none": None, "embedding": F.normalize(torch.randn(2, 16), dim=1),
+              "images": torch.rand(2, 3, 256, 128)}[target_kind]
+    adv = attack(FakeVictim(), x, target)
+    assert adv.shape == x.shape and adv.min() >= 0 and adv.max() <= 1
+    changed = (adv - x).abs().amax(1) > 0
+    y0, x0, ph, pw = parse_region("torso").box(256, 128)
+    outside = changed.clone(); outside[:, y0:y0 + ph, x0:x0 + pw] = False
+    assert not outside.any() and changed.float().mean() <= 0.125
+
+
+def test_target_condition_changes_patch(tiny_ckpt):
+    path, _ = tiny_ckpt
+    attack, v, x = CondPatch(checkpoint=path), FakeVictim(), torch.rand(2, 3, 256, 128)
+    t = F.normalize(torch.randn(2, 16), dim=1)
+    assert not torch.allclose(attack.generate(v, x, None), attack.generate(v, x, t))
+
+
+def test_attack_rejects_bad_target(tiny_ckpt):
+    with pytest.raises(InputError, match="target"):
+        CondPatch(checkpoint=tiny_ckpt[0])(FakeVictim(), torch.rand(2, 3, 256, 128), torch.rand(2, 7))
+
+
+def test_missing_checkpoint_names_the_path(tmp_path):
+    with pytest.raises(InputError, match="nope.safetensors"):
+        CondPatch(checkpoint=tmp_path / "nope.safetensors")(FakeVictim(), torch.rand(1, 3, 256, 128))
+
+
+def test_checkpoint_round_trip(tiny_ckpt):
+    path, model = tiny_ckpt
+    loaded = load_generator(path)
+    assert loaded.cfg == model.cfg
+    crops, pooled = encode_source(FakeVictim(), torch.rand(2, 3, 256, 128), model.region)
+    t = F.normalize(torch.randn(2, 16), dim=1)
+    with torch.no_grad():
+        assert torch.allclose(loaded(crops, pooled, t), model(crops, pooled, t), atol=5e-3)  # float16 storage
+    assert json.loads(path.with_suffix(".json").read_text())["attack"] == "cond_patch"
+
+
+def test_eot_off_is_hard_paste_and_on_is_differentiable():
+    x, p = torch.rand(2, 3, 256, 128), torch.rand(2, 3, 64, 64, requires_grad=True)
+    box = parse_region("torso").box(256, 128)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(paste_eot(x, p, box, gen, EOTConfig(enabled=False)), paste(x, p, box))
+    out = paste_eot(x, p, box, gen, EOTConfig())
+    assert out.shape == x.shape
+    out.sum().backward()
+    assert p.grad.abs().sum() > 0
+
+
+def test_shipped_checkpoint_is_small_and_documented():
+    path = default_checkpoint()
+    assert path.stat().st_size < 1 << 20
+    card = json.loads(path.with_suffix(".json").read_text())
+    for key in ("config", "surrogates", "dataset", "split", "seed", "wall_time_s", "history"):
+        assert key in card
+    assert card["split"] == "train" and "msmt17" not in " ".join(card["surrogates"])
+    assert load_generator(path).cfg.patch_size == (64, 64)
+
+
+@needs_osnet
+@needs_mars
+def test_tiny_training_lowers_loss_and_resumes(tmp_path):
+    from robustbench_face import create_victim
+    import importlib
+
+    train_mod = importlib.import_module("robustbench_face.attacks.cond_patch.train")  # the module, not the function
+    from robustbench_face.attacks.cond_patch.train import prepare_data, train
+    from robustbench_face.attacks.cond_patch.losses import LossWeights
+
+    kw = dict(limit=8, batch_size=4, width=8, cond_dim=16, eot=False, lr=5e-3, base_lr=0.1,
+              log_every=1, save_every=100)
+    p0 = train([V], steps=0, out=str(tmp_path / "a.safetensors"), **kw)
+    m0 = load_generator(p0)
+    p1 = train([V], steps=4, out=str(tmp_path / "a.safetensors"), resume=True, **kw)
+    p1 = train([V], steps=8, out=str(tmp_path / "a.safetensors"), resume=True, **kw)
+    card = json.loads(p1.with_suffix(".json").read_text())
+    assert card["steps"] == 8 and [h["step"] for h in card["history"]] == list(range(1, 9))
+    m1 = load_generator(p1)
+    victim = create_victim(V)
+    region = parse_region("torso")
+    data = prepare_data([victim], "mini_mars", "train", None, "cpu", region, limit=8)
+    hp = {**train_mod.DEFAULTS, **kw}
+    box = region.box(256, 128)
+
+    def loss(model):
+        gen = torch.Generator().manual_seed(123)
+        with torch.no_grad():
+            return float(train_mod._step(model, [victim], data, hp, LossWeights(), EOTConfig(enabled=False), box, gen, "cpu")[0])
+
+    assert loss(m1) < loss(m0)
