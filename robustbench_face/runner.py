@@ -255,6 +255,9 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
     plain_attack = attack  # defenses: BPDA/EOT wrapper when needed; sanity checks (sanity.py)
     attack, adaptive = plan(attack, victims[cfg.victim], cfg.adaptive, cfg.eot_draws)
     tracker = LossTracker(attack, cfg.seed) if attack is not None else None
+    # building victims draws random numbers (layer init before weights load), so re-seed here:
+    # the attack's random start must not depend on how many --eval-victim were given
+    torch.manual_seed(cfg.seed)
     rows = TASKS[task](cfg, ds, mode, tracker, victims)
     checks = sanity_columns(cfg, ds, mode, plain_attack, victims[cfg.victim], tracker, rows[0], adaptive)
     config = {**asdict(cfg), "mode": mode, "out": None}

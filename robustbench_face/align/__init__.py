@@ -67,12 +67,16 @@ def align_samples(name: str, samples, read, cache: bool = True) -> tuple[Tensor,
     path = cache_dir() / "aligned" / f"{name}-{key}.pt"
     if cache and path.is_file():
         blob = torch.load(path, weights_only=True)
-        return blob["chips"], blob["detected"]
+        return blob["chips"].float().div_(255), blob["detected"]
     chips, detected = aligner([read(s) for s in samples])
+    # chips are 8-bit images, like the files they came from: stored as uint8 (4x smaller), and
+    # returned quantised on the first run too, so cached and fresh runs give identical numbers
+    chips8 = chips.clamp(0, 1).mul(255).round().to(torch.uint8)
+    chips = chips8.float().div_(255)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        torch.save({"chips": chips, "detected": detected}, tmp)
+        torch.save({"chips": chips8, "detected": detected}, tmp)
         tmp.replace(path)
     log.info("aligned %d faces with %s; %d fell back", len(samples), name, int((~detected).sum()))
     return chips, detected

@@ -1,0 +1,274 @@
+"""Face verification under attack: thresholds at a FAR on clean pairs, dodging, impersonation.
+
+The runner sends a run here when ``dataset.task == "face"`` and the attacked victim outputs
+embeddings. Protocol (``docs/face.md``):
+
+* **Pairs.** ``ds.meta["pairs"]`` when the dataset has a pairs file (LFW ``pairs.txt``; its
+  sets are the folds). Otherwise :func:`~robustbench_face.datasets.lfw_pairs.make_pairs` with
+  ``seed=cfg.seed`` and 10 identity-disjoint folds: every genuine pair and as many impostor
+  pairs when that is at most ``MAX_PAIRS`` (ORL: 1800 + 1800), else ``MAX_PAIRS`` of each.
+  ``--limit`` caps the number of *attacked* pairs; calibration always uses every pair.
+* **Alignment.** Every image named by a pair is aligned with the attacked victim's
+  ``alignment`` (``align_samples``, cached); undetected faces get the aligner's documented
+  fallback and are counted in ``n_fallback``. Attacks run on these chips, so face patch
+  regions (``eyeglass``...) land on the eyes. *Transfer*: every eval victim sees the attacked
+  victim's chips, clean and adversarial alike (it resizes them itself), and its threshold is
+  calibrated on the clean chips of that same alignment (``eval_alignment``), so clean and
+  adversarial scores are comparable. When that differs from the victim's own alignment its
+  native clean numbers are added (``clean_acc_native``, ``tar_at_far_native``).
+* **Threshold.** Scores are cosines of L2-normalised embeddings; a pair is accepted when
+  ``score > threshold``, the threshold of TAR@FAR ``cfg.far`` (default 1e-3) on all clean
+  pairs. ``clean_acc`` is the 10-fold accuracy (the pair folds), ``tar_at_far`` the clean TAR.
+* **dodging.** The first image (``a``) of each genuine pair that the attacked victim accepts
+  clean is attacked *untargeted* (pushed away from its own clean embedding; the attacker does
+  not know the enrolled partner photo, and every attack implements this mode). Success: the
+  pair score falls to ``<= threshold``.
+* **impersonation.** Image ``a`` of each impostor pair that the attacked victim rejects clean
+  is pulled toward the partner's clean embedding on the attacked victim. Success: ``> thr``.
+* Attacked pairs: the eligible ones (correct on the clean pair for the attacked victim, count
+  ``n_eligible``) in a ``numpy.random.default_rng(seed)`` permutation, the first ``--limit``.
+  Each victim's ``success_rate`` is over the attacked pairs it also got right clean
+  (``n_scored``), with a 95% percentile-bootstrap CI (1000 resamples, seed ``cfg.seed``;
+  ``ci_low``/``ci_high``) and the Wilson score interval (``wilson_low``/``wilson_high``), which
+  stays wide at 0% or 100% on few pairs where the bootstrap collapses to a point.
+* ``clean_rank1`` / ``clean_map``: closed-set identification, gallery = the first image (path
+  order) of each identity, queries = the other images.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from math import comb
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..datasets._base import Sample, read_image
+from ..datasets.lfw_pairs import make_pairs
+from ..errors import DataError, InputError
+from ..metrics import verification as V
+from ..runner import perturbation_size, timed_attack
+from .reid import embed
+
+log = logging.getLogger(__name__)
+
+MAX_PAIRS = 3000  # per kind for make_pairs; LFW View 2 has 3000 genuine + 3000 impostor pairs
+N_BOOT = 1000
+
+
+def build_pairs(cfg, ds) -> tuple[list, str]:
+    """The dataset's own pairs, else the seeded ``make_pairs`` rule (see module docstring)."""
+    if ds.meta.get("pairs") is not None:
+        pairs = list(ds.meta["pairs"])
+        if not pairs:
+            raise DataError(f"dataset {ds.name!r}: its pairs file lists no usable pairs")
+        return pairs, "pairs_file"
+    sizes: dict[int, int] = {}
+    for s in ds.samples:
+        if s.pid >= 0:
+            sizes[s.pid] = sizes.get(s.pid, 0) + 1
+    n_gen = sum(comb(n, 2) for n in sizes.values())
+    cap = None if n_gen <= MAX_PAIRS else MAX_PAIRS
+    pairs = make_pairs(ds, n_genuine=cap, n_impostor=cap, seed=cfg.seed)
+    return pairs, f"make_pairs(seed={cfg.seed},folds=10,{'all' if cap is None else cap} genuine)"
+
+
+def _images(ds, pairs) -> list[Sample]:
+    """Every image a pair names, in order of first appearance, with its identity when known."""
+    pid = {s.path: s.pid for s in ds.samples}
+    paths = list(dict.fromkeys(p for pr in pairs for p in (pr.a, pr.b)))
+    return [Sample(path=p, pid=pid.get(p, -1)) for p in paths]
+
+
+def aligned(name: str | None, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chips, detected) for one alignment; ``None`` feeds the images as they are."""
+    if name is not None:
+        from ..align import align_samples
+
+        return align_samples(name, samples, lambda s: read_image(s.path))
+    imgs = [read_image(s.path) for s in samples]
+    if len({tuple(i.shape) for i in imgs}) > 1:
+        raise InputError("the victim declares no alignment and the images differ in size; "
+                         "use a victim with an alignment or a dataset of equal-size images")
+    return torch.stack(imgs), torch.ones(len(imgs), dtype=torch.bool)
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(1)
+
+
+def calibrate(scores: np.ndarray, same: np.ndarray, folds: np.ndarray, far: float,
+              seed: int) -> dict:
+    """Clean verification numbers and the threshold at ``far`` (NaN when unresolvable)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", V.InsufficientPairsWarning)
+        t = V.tar_at_far(scores[same], scores[~same], far)
+    if len(np.unique(folds)) >= 2:
+        k = V.kfold_accuracy(scores, same, fold_ids=folds)
+    else:  # a single-set pairs file: 10 seeded folds instead
+        k = V.kfold_accuracy(scores, same, folds=min(10, len(scores)), seed=seed)
+    return {"clean_acc": k.mean, "clean_acc_std": k.std, "tar_at_far": t.tar,
+            "threshold": t.threshold, "achieved_far": t.achieved_far}
+
+
+def identify(emb: np.ndarray, samples: list[Sample]) -> dict:
+    """Clean rank-1 / mAP: first image of each identity (path order) as the gallery."""
+    pids = np.array([s.pid for s in samples])
+    order = sorted(range(len(samples)), key=lambda i: str(samples[i].path))
+    first: dict[int, int] = {}
+    for i in order:
+        if pids[i] >= 0:
+            first.setdefault(int(pids[i]), i)
+    g = sorted(first.values())
+    in_gallery = set(g)
+    q = [i for i in range(len(samples)) if pids[i] >= 0 and i not in in_gallery]
+    if len(g) < 2 or not q:
+        return {}
+    r = V.identification(emb[q], pids[q], emb[g], pids[g])
+    return {"clean_rank1": r.rank1, "clean_map": r.mAP}
+
+
+def choose_attacked(eligible: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of eligible pairs to attack: a seeded permutation cut to ``limit``, re-sorted.
+
+    >>> choose_attacked(np.array([True, False, True, True]), 2, seed=0).tolist()
+    [0, 3]
+    """
+    idx = np.flatnonzero(eligible)
+    idx = idx[np.random.default_rng(seed).permutation(len(idx))][:limit]
+    return np.sort(idx)
+
+
+def _batches(x: torch.Tensor, bs: int, dev: str) -> list[torch.Tensor]:
+    return [x[i:i + bs].to(dev) for i in range(0, len(x), bs)]
+
+
+def _attack_cols(attack, mode, n_eligible, n_attacked, seconds, seen, pert) -> dict:
+    kind = getattr(attack, "distance", "linf")
+    cols = {"n_eligible": n_eligible, "n_queries": n_attacked, "attacked_image": "a",
+            "sec_per_query": seconds / max(n_attacked, 1), "perturbation": pert,
+            "perturbation_kind": kind, "queries_per_image": seen / max(n_attacked, 1)}
+    region = getattr(attack, "region", None) or getattr(getattr(attack, "attack", None), "region", None)
+    if region is not None and hasattr(region, "area"):
+        cols["region_area"] = float(region.area)
+    return cols
+
+
+def _success(mode, adv: np.ndarray, clean: np.ndarray, thr: float, seed: int) -> dict:
+    """Success over attacked pairs this victim got right clean; CI by bootstrap."""
+    right = clean > thr if mode == "dodging" else clean <= thr
+    s = adv[right]
+    out = {"n_scored": int(right.sum()), "score_clean": float(clean.mean()) if clean.size else math.nan,
+           "score_adv": float(adv.mean()) if adv.size else math.nan}
+    key = "adv_tar" if mode == "dodging" else "adv_far"
+    out[key] = float(np.mean(adv > thr)) if adv.size else math.nan
+    if s.size == 0:
+        return {**out, "success_rate": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    fn = V.dodging_success if mode == "dodging" else V.impersonation_success
+    r = fn(s, thr, n_boot=N_BOOT, seed=seed)
+    w_lo, w_hi = wilson(round(r.rate * r.n), r.n)
+    return {**out, "success_rate": r.rate, "ci_low": r.ci_low, "ci_high": r.ci_high,
+            "wilson_low": w_lo, "wilson_high": w_hi}
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval of k successes in n; unlike the percentile bootstrap it does
+    not collapse to a point at 0% or 100%, so small attacked sets keep an honest width.
+
+    >>> [round(v, 3) for v in wilson(10, 10)]
+    [0.722, 1.0]
+    """
+    p, d = k / n, 1 + z * z / n
+    c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
+    far = float(getattr(cfg, "far", 1e-3))
+    if not 0.0 < far <= 1.0:
+        raise InputError(f"--far must be in (0, 1], got {far}")
+    pairs, rule = build_pairs(cfg, ds)
+    samples = _images(ds, pairs)
+    index = {s.path: i for i, s in enumerate(samples)}
+    ia = np.array([index[p.a] for p in pairs]); ib = np.array([index[p.b] for p in pairs])
+    same = np.array([p.same for p in pairs], dtype=bool)
+    folds = np.array([p.fold for p in pairs])
+    names = list(victims)
+    att = victims[names[0]]
+    align = getattr(att, "alignment", None)
+    chips, detected = aligned(align, samples)
+    n_fallback = int((~detected).sum())
+    if n_fallback:
+        log.warning("%d of %d images: no face found by %s, aligner fallback used (n_fallback)",
+                    n_fallback, len(samples), align)
+    bs, dev = cfg.batch_size, cfg.device
+    emb = {n: embed(victims[n], chips, bs, dev) for n in names}
+    cal = {n: calibrate(_cos(emb[n][ia], emb[n][ib]), same, folds, far, cfg.seed) for n in names}
+    thr = cal[names[0]]["threshold"]
+
+    adv_cols, adv_emb, sel = {}, {}, None
+    if attack is not None:
+        sel, adv_cols, adv_emb = attack_pairs(cfg, mode, attack, victims, chips, emb, ia, ib,
+                                              same, thr, far)
+
+    rows = []
+    for n in names:
+        v = victims[n]
+        row = {"task": "face", "victim": att.name, "eval_victim": v.name,
+               "alignment": getattr(v, "alignment", None) or "none", "eval_alignment": align or "none",
+               "n_images": len(samples), "n_fallback": n_fallback, "n_pairs": len(pairs),
+               "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()), "pairs_rule": rule,
+               "pairs_skipped": int(ds.meta.get("pairs_skipped", 0) or 0), "far": far, **cal[n],
+               **identify(emb[n], samples)}
+        if getattr(v, "alignment", None) != align:
+            row.update(_native(cfg, v, samples, ia, ib, same, folds, far))
+        if sel is not None:
+            clean = _cos(emb[n][ia[sel]], emb[n][ib[sel]])
+            adv = _cos(adv_emb[n], emb[n][ib[sel]])
+            row.update(adv_cols)
+            row.update(_success(mode, adv, clean, cal[n]["threshold"], cfg.seed))
+        rows.append(row)
+        log.info("%s on %s: clean acc %.4f, TAR@FAR %g %.4f, success %s", cfg.attack, v.name,
+                 row["clean_acc"], far, row["tar_at_far"], row.get("success_rate"))
+    return rows
+
+
+def _native(cfg, victim, samples, ia, ib, same, folds, far) -> dict:
+    """Clean numbers of an eval victim on chips of its own alignment (transfer rows only)."""
+    chips, det = aligned(getattr(victim, "alignment", None), samples)
+    e = embed(victim, chips, cfg.batch_size, cfg.device)
+    c = calibrate(_cos(e[ia], e[ib]), same, folds, far, cfg.seed)
+    return {"clean_acc_native": c["clean_acc"], "tar_at_far_native": c["tar_at_far"],
+            "threshold_native": c["threshold"], "n_fallback_native": int((~det).sum())}
+
+
+def attack_pairs(cfg, mode, attack, victims, chips, emb, ia, ib, same, thr, far):
+    """Attack image ``a`` of the chosen pairs; returns (pair indices, cost columns, adv embeddings)."""
+    names = list(victims)
+    att = victims[names[0]]
+    if math.isnan(thr):
+        raise InputError(f"FAR {far:g} cannot be resolved with {int((~same).sum())} impostor "
+                         f"pairs (needs >= {math.ceil(1 / far)}); raise --far or use more pairs")
+    clean0 = _cos(emb[names[0]][ia], emb[names[0]][ib])
+    eligible = (same & (clean0 > thr)) if mode == "dodging" else (~same & (clean0 <= thr))
+    sel = choose_attacked(eligible, cfg.limit, cfg.seed)
+    if sel.size == 0:
+        raise InputError(f"no {'genuine' if mode == 'dodging' else 'impostor'} pair is "
+                         f"correctly classified clean by {att.name}; nothing to attack")
+    bs, dev = cfg.batch_size, cfg.device
+    x = chips[ia[sel]]
+    targets = None
+    if mode == "impersonation":  # the partner's clean embedding on the attacked victim
+        t = torch.from_numpy(emb[names[0]][ib[sel]]).to(x.dtype)
+        targets = _batches(F.normalize(t, dim=1), bs, dev)
+    x_adv, seconds, seen = timed_attack(attack, att, _batches(x, bs, dev), targets,
+                                        desc=f"{cfg.attack} on {att.name}")
+    x_adv = x_adv.cpu()
+    pert = perturbation_size(x, x_adv, getattr(attack, "distance", "linf"))
+    cols = _attack_cols(attack, mode, int(eligible.sum()), int(sel.size), seconds, seen, pert)
+    return sel, cols, {n: embed(victims[n], x_adv, bs, dev) for n in names}
