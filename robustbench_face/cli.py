@@ -62,7 +62,7 @@ def _print_rows(rows):
     table = Table(*cols)
     for r in rows:
         table.add_row(*[f"{r[c]:.4f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols])
-    Console(width=200).print(table)
+    Console(width=max(200, 14 * len(cols))).print(table)
 
 
 @app.command()
