@@ -59,6 +59,9 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--iter-steps", type=int, default=200)
     ap.add_argument("--iter-limit", type=int, default=32, help="queries attacked by patch_iter")
     ap.add_argument("--skip-iter", action="store_true", help="leave out patch_iter (minutes on CPU)")
+    ap.add_argument("--reuse-iter", default=None,
+                    help="with --skip-iter: copy the patch_iter and cond_patch@Nq rows of an earlier CSV "
+                         "of this script (same machine) instead of re-running them")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -85,6 +88,10 @@ def main(argv=None) -> list[dict]:
             same = run_one("cond_patch", mode, args.iter_limit, cp, args)
             same["method"] = f"cond_patch@{args.iter_limit}q"
             rows.append(same)
+    if args.skip_iter and args.reuse_iter:
+        with open(args.reuse_iter, newline="") as f:
+            old = [r for r in csv.DictReader(f) if r["method"] == "patch_iter"]
+        rows = [{k: _num(v) for k, v in r.items()} for r in old] + rows
     pure = attack_seconds(args, cp, pu)
     iter_spq = next((r["sec_per_query"] for r in rows if r["method"] == "patch_iter"), None)
     for r in rows:
@@ -145,13 +152,17 @@ def figures(args, n: int = 6) -> None:
     from robustbench_face.tasks.reid import draw_targets
 
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-    hist = json.loads(ckpt.with_suffix(".json").read_text())["history"]
+    card = json.loads(ckpt.with_suffix(".json").read_text())
+    hist, bs = card["history"], card.get("hparams", {}).get("batch_size", "?")
     step = [h["step"] for h in hist]
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for key, label in [("loss", "training loss"), ("cos_self_evasion", "cos(adv, clean), evasion rows"),
-                       ("cos_target", "cos(adv, target), impersonation rows")]:
-        ax.plot(step, [h.get(key, np.nan) for h in hist], label=label)
-    ax.set_xlabel("step (batch 8, train identities)"); ax.legend(fontsize=7); ax.grid(alpha=0.3)
+                       ("cos_target", "cos(adv, target), impersonation rows"),
+                       ("top1_target", "target top-1 among train ids, impersonation rows"),
+                       ("sat_frac", "fraction of logits beyond +-z_max")]:
+        if any(key in h for h in hist):
+            ax.plot(step, [h.get(key, np.nan) for h in hist], label=label)
+    ax.set_xlabel(f"step (batch {bs}, train identities)"); ax.legend(fontsize=7); ax.grid(alpha=0.3)
     ax.set_title("cond_patch on osnet_x0_25.market1501 (EMA 0.9)", fontsize=9)
     fig.tight_layout(); fig.savefig("docs/cond_patch_training.png", dpi=110); plt.close(fig)
 
@@ -173,6 +184,13 @@ def figures(args, n: int = 6) -> None:
             axes[r, c].imshow(imgs[c].permute(1, 2, 0).numpy()); axes[r, c].axis("off")
         axes[r, 0].set_title(name, fontsize=8, loc="left")
     fig.tight_layout(); fig.savefig("docs/cond_patch_grid.png", dpi=90); plt.close(fig)
+
+
+def _num(v: str):
+    try:
+        return float(v)
+    except ValueError:
+        return v
 
 
 def write(rows, out) -> None:

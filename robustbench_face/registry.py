@@ -62,6 +62,11 @@ class Registry:
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests and notebooks that register temporary plugins)."""
+        self._entries.pop(name, None)
+        self._pending.pop(name, None)
+
     def _add(self, entry: Entry) -> None:
         if entry.name in self._entries or entry.name in self._pending:
             raise PluginError(

@@ -64,16 +64,26 @@ class LyingVictim(VictimBase):
         return x.mean(dim=(2, 3)).repeat(1, 2)[:, :5]
 
 
+TEST_VICTIMS = ("tiny_va", "tiny_au", "tiny_wrong_head", "lying_logits")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _test_victims():
+    """Register the tiny victims for this module only: the registry is global state."""
+    _register()
+    yield
+    for name in TEST_VICTIMS:
+        VICTIMS.unregister(name)
+
+
 def _register():
     if "tiny_va" in VICTIMS.names():
         return
     register_affect_victim("tiny_va", lambda: Tiny(2, torch.tanh), "valence_arousal", size=(8, 8))
     register_affect_victim("tiny_au", lambda: Tiny(3), "action_units", size=(8, 8), au_names="AU1,AU4,AU12")
     register_affect_victim("tiny_wrong_head", lambda: Tiny(5), "expression", size=(8, 8), classes="a,b,c")
-    VICTIMS.register("lying_logits")(lambda weights=None, device="cpu": LyingVictim().finalize(device))
-
-
-_register()
+    VICTIMS.register("lying_logits", summary="test victim: declares 7 classes, returns 5")(
+        lambda weights=None, device="cpu": LyingVictim().finalize(device))
 
 
 # -- fer_xception on ORL ---------------------------------------------------------------------

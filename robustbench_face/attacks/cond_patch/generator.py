@@ -28,12 +28,24 @@ by scale, U-Net style, into a decoder that upsamples 8x8 -> 16x16 -> 32x32 -> 64
     16x16 : [up ; conv2 crop]          -> FiLMBlock(2w + 64 -> 3w/2)
     32x32 : [up ; conv1 crop]          -> FiLMBlock(3w/2 + 16 -> w)
     64x64 : up                         -> FiLMBlock(w -> w/2) -> conv 3x3 -> 3 logits
+    target: Linear(512 -> 3x16x16) on the target (or null) embedding -> upsampled 64x64 logits
 
-The output is ``sigmoid(base + residual)``: ``base`` is a learned per-pixel logit image (a
-universal patch) and ``residual`` the conditional part, whose last conv starts at zero. So
-training starts as a universal patch (the honest floor, ``patch_universal``) and the
-conditioning only has to add what a universal patch cannot do; the sigmoid bounds the patch
-to [0, 1] by construction. About 0.43 M parameters at ``width=32``.
+The logits are ``z = base + residual + up(tmap(t))``: ``base`` is a learned per-pixel logit
+image (a universal patch), ``residual`` the conditional decoder's output and ``tmap`` a linear
+map from the target (or null) embedding ``t`` to a 3x16x16 logit image, bilinearly upsampled: a
+direct target path, so the target does not have to squeeze through FiLM alone. The patch is
+``sigmoid(clamp(z, -z_max, z_max))`` with a straight-through clamp, so it lies in
+[0.018, 0.982] and its gradient never vanishes. About 0.82 M parameters at ``width=32``
+(0.43 M decoder + 0.39 M target map).
+
+Why bounded (``cfg.bounded``, the fix for the shipped model's collapse): the first network was
+``sigmoid(base + residual)`` with an unbounded condition MLP and FiLM. Within 40 steps the
+condition's norm grew from 0.6 to 19, FiLM amplified the decoder, the residual logits reached
+|z| ~ 60 (100% of them beyond 4), the patch became exactly (0, 0, 1) blue for every input and
+every parameter gradient was exactly 0. Now the condition is LayerNorm-ed, FiLM's scale and
+shift go through tanh, the head starts small instead of zero (a zero head passes no gradient
+to the conditional path) and the logits are clamped (plus a training penalty beyond z_max).
+Checkpoints from before carry no ``bounded`` key and load as the original network.
 """
 
 from __future__ import annotations
@@ -55,6 +67,14 @@ class GeneratorConfig:
     width: int = 32               # decoder width unit
     cond_dim: int = 128           # FiLM conditioning vector
     region: tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.5)  # top, left, h, w
+    # Bounded pre-activations (the fix for the collapse, see the module docstring): LayerNorm on
+    # the condition, tanh-bounded FiLM, logits clamped to +-z_max (straight-through). Checkpoints
+    # saved before this field existed load with bounded=False (the original, unbounded network).
+    bounded: bool = True
+    z_max: float = 4.0
+    # Direct target path: a linear map from the target (or null) embedding to a
+    # target_map x target_map logit image, upsampled and added to the logits; 0 = off.
+    target_map: int = 16
     extra: dict = field(default_factory=dict)  # free-form provenance (never read by the net)
 
     def to_dict(self) -> dict:
@@ -66,6 +86,8 @@ class GeneratorConfig:
         for k in ("feat_channels", "patch_size", "region"):
             if k in d:
                 d[k] = tuple(d[k])
+        d.setdefault("bounded", False)  # pre-fix checkpoints
+        d.setdefault("target_map", 0)
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -87,8 +109,9 @@ def encode_source(extractor, images: Tensor, region: Region) -> tuple[list[Tenso
 class FiLMBlock(nn.Module):
     """conv-act-conv-norm, then a per-channel affine set by the condition, then act."""
 
-    def __init__(self, cin: int, cout: int, cond_dim: int):
+    def __init__(self, cin: int, cout: int, cond_dim: int, bounded: bool = False):
         super().__init__()
+        self.bounded = bounded
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         # affine-free GroupNorm: the affine comes from FiLM; batch-size independent (batch 1 ok)
@@ -99,6 +122,8 @@ class FiLMBlock(nn.Module):
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         h = self.norm(self.conv2(F.silu(self.conv1(x))))
         gamma, beta = self.film(cond)[..., None, None].chunk(2, dim=1)
+        if self.bounded:  # scale in (0, 2), shift in (-1, 1): FiLM cannot blow the logits up
+            gamma, beta = torch.tanh(gamma), torch.tanh(beta)
         return F.silu(h * (1 + gamma) + beta)
 
 
@@ -109,40 +134,53 @@ class PatchGenerator(nn.Module):
         c1, c2, c3, c5 = cfg.feat_channels
         w, d = cfg.width, cfg.cond_dim
         self.null_target = nn.Parameter(torch.randn(cfg.embed_dim) * 0.05)  # learned "no target"
-        self.cond = nn.Sequential(nn.Linear(cfg.embed_dim + c5 + 1, d), nn.SiLU(), nn.Linear(d, d))
-        self.b8 = FiLMBlock(c5 + c3, 2 * w, d)
-        self.b16 = FiLMBlock(2 * w + c2, 3 * w // 2, d)
-        self.b32 = FiLMBlock(3 * w // 2 + c1, w, d)
-        self.b64 = FiLMBlock(w, w // 2, d)
+        layers = [nn.Linear(cfg.embed_dim + c5 + 1, d), nn.SiLU(), nn.Linear(d, d)]
+        if cfg.bounded:  # unit-scale condition whatever the MLP learns (its norm grew 0.6 -> 22)
+            layers.append(nn.LayerNorm(d, elementwise_affine=False))
+        self.cond = nn.Sequential(*layers)
+        b = cfg.bounded
+        self.b8 = FiLMBlock(c5 + c3, 2 * w, d, b)
+        self.b16 = FiLMBlock(2 * w + c2, 3 * w // 2, d, b)
+        self.b32 = FiLMBlock(3 * w // 2 + c1, w, d, b)
+        self.b64 = FiLMBlock(w, w // 2, d, b)
         self.head = nn.Conv2d(w // 2, 3, 3, padding=1)
-        nn.init.zeros_(self.head.weight); nn.init.zeros_(self.head.bias)  # start universal
-        self.base = nn.Parameter(torch.randn(3, *cfg.patch_size))           # universal logits
+        nn.init.zeros_(self.head.bias)
+        if b:  # small, not zero: a zero head blocks every gradient to the conditional path
+            nn.init.normal_(self.head.weight, std=0.01)
+        else:
+            nn.init.zeros_(self.head.weight)                                  # start universal
+        self.base = nn.Parameter(torch.randn(3, *cfg.patch_size) * (0.5 if b else 1.0))
+        if cfg.target_map:  # zero-init last layer: starts as the plain decoder
+            self.tmap = nn.Linear(cfg.embed_dim, 3 * cfg.target_map ** 2)
+            nn.init.zeros_(self.tmap.weight); nn.init.zeros_(self.tmap.bias)
 
     @property
     def region(self) -> Region:
         return Region(*self.cfg.region)
 
-    def condition(self, target: Tensor | None, pooled: Tensor) -> Tensor:
+    def condition(self, target: Tensor | None, pooled: Tensor, with_t: bool = False):
         n = pooled.shape[0]
         if target is None:
             t, flag = self.null_target.expand(n, -1), pooled.new_zeros(n, 1)
         else:
             t, flag = F.normalize(target.to(pooled.dtype), dim=1), pooled.new_ones(n, 1)
-        return self.cond(torch.cat([t, pooled, flag], 1))
+        c = self.cond(torch.cat([t, pooled, flag], 1))
+        return (c, t) if with_t else c
 
     def forward(self, crops: list[Tensor], pooled: Tensor, target: Tensor | None = None,
-                is_target: Tensor | None = None) -> Tensor:
-        """Patches (N, 3, *patch_size) in [0, 1].
+                is_target: Tensor | None = None, return_logits: bool = False):
+        """Patches (N, 3, *patch_size) in [0, 1] (and the raw logits if ``return_logits``).
 
         ``target`` (N, D) embeddings or None (evasion for all). ``is_target`` (N,) bool mixes
         both in one batch during training: rows where it is False use the null condition.
         """
         if target is not None and is_target is not None:
-            c_t = self.condition(target, pooled)
-            c_0 = self.condition(None, pooled)
+            c_t, t_t = self.condition(target, pooled, True)
+            c_0, t_0 = self.condition(None, pooled, True)
             cond = torch.where(is_target[:, None], c_t, c_0)
+            t = torch.where(is_target[:, None], t_t, t_0)
         else:
-            cond = self.condition(target, pooled)
+            cond, t = self.condition(target, pooled, True)
         f1, f2, f3, f5 = crops
         ph, pw = self.cfg.patch_size
         rs = lambda x, k: F.interpolate(x, size=(ph // k, pw // k), mode="bilinear",  # noqa: E731
@@ -151,7 +189,17 @@ class PatchGenerator(nn.Module):
         h = self.b16(torch.cat([rs(h, 4), rs(f2, 4)], 1), cond)
         h = self.b32(torch.cat([rs(h, 2), rs(f1, 2)], 1), cond)
         h = self.b64(rs(h, 1), cond)
-        return torch.sigmoid(self.base + self.head(h))
+        z = self.base + self.head(h)
+        if self.cfg.target_map:
+            k = self.cfg.target_map
+            z = z + F.interpolate(self.tmap(t).view(-1, 3, k, k), size=(ph, pw), mode="bilinear",
+                                  align_corners=False)
+        if self.cfg.bounded:  # clamp forward, identity backward: never a dead sigmoid
+            zm = self.cfg.z_max
+            patch = torch.sigmoid(z + (z.clamp(-zm, zm) - z).detach())
+        else:
+            patch = torch.sigmoid(z)
+        return (patch, z) if return_logits else patch
 
 
 def count_params(model: nn.Module) -> int:

@@ -7,10 +7,16 @@
 * decoy = 1 - cos(f(x_adv), d): evasion only, a weak pull toward another training identity d, so
   the embedding lands on a person rather than in an empty corner of the space (a semantic move,
   which we expect to transfer better than a plain push);
-* tv    = total variation of the patch (smoothness, printability; optional).
+* contrast = cross-entropy of softmax(cos(f(x_adv), identity means) / tau) toward the target's
+  index (impersonation only): pull to the target *and* away from every other training identity
+  at once, a smooth stand-in for "the target is at rank 1";
+* tv    = total variation of the patch (smoothness, printability; optional);
+* sat   = mean(relu(|z| - z_max)^2) on the generator's logits z (added in ``train``): keeps the
+  pre-activations in the sigmoid's live range; without it they ran to |z| ~ 80 by step 40 and
+  every gradient was exactly 0 (the collapse).
 
-Impersonation rows use ``pull * w.pull + push * w.push``; evasion rows use
-``push * w.push + decoy * w.decoy``. All embeddings are L2-normalised.
+Impersonation rows use ``pull * w.pull + push * w.push + contrast * w.contrast``; evasion rows
+use ``push * w.push + decoy * w.decoy``. All embeddings are L2-normalised.
 
 >>> import torch
 >>> e = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), dim=1)
@@ -35,6 +41,9 @@ class LossWeights:
     margin: float = 0.0   # OSNet features are post-ReLU, so cos >= 0: margin 0 pushes all the way
     decoy: float = 0.3
     tv: float = 0.01
+    contrast: float = 0.0  # 0 = the original objective (no identity cross-entropy)
+    tau: float = 0.1       # softmax temperature of the contrast term
+    sat: float = 0.0       # logit saturation penalty weight (see the module docstring)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,20 +68,41 @@ def tv(patch: Tensor) -> Tensor:
     return dy + dx
 
 
+def saturation(z: Tensor, z_max: float) -> Tensor:
+    """Mean squared excess of the logits beyond +-z_max, shape (N,).
+
+    >>> round(float(saturation(torch.tensor([[0.0, 5.0, -6.0]]), 4.0)), 4)
+    1.6667
+    """
+    return (z.abs() - z_max).clamp_min(0).pow(2).flatten(1).mean(1)
+
+
+def contrast(emb: Tensor, means: Tensor, target_id: Tensor, tau: float) -> Tensor:
+    """Cross-entropy toward ``target_id`` over cos similarities to identity ``means`` / tau."""
+    return torch.nn.functional.cross_entropy(emb @ means.T / tau, target_id, reduction="none")
+
+
 def patch_loss(emb: Tensor, clean: Tensor, src_mean: Tensor, target: Tensor, decoy: Tensor,
-               is_target: Tensor, w: LossWeights) -> tuple[Tensor, dict[str, float]]:
+               is_target: Tensor, w: LossWeights, means: Tensor | None = None,
+               target_id: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """Per-sample loss (N,) for one surrogate, and scalar logs.
 
     ``target`` rows are ignored where ``is_target`` is False, ``decoy`` rows where it is True.
+    ``means`` (K, D) and ``target_id`` (N,) feed the contrast term (skipped when absent or 0).
     """
     p_src = 0.5 * (push(emb, src_mean, w.margin) + push(emb, clean, w.margin))
     imp = w.pull * pull(emb, target) + w.push * p_src
+    if w.contrast and means is not None and target_id is not None:
+        imp = imp + w.contrast * contrast(emb, means, target_id, w.tau)
     eva = w.push * p_src + w.decoy * pull(emb, decoy)
     loss = torch.where(is_target, imp, eva)
     with torch.no_grad():
         logs = {"cos_self": float(cos(emb, clean).mean())}
         if is_target.any():
             logs["cos_target"] = float(cos(emb[is_target], target[is_target]).mean())
+            if means is not None and target_id is not None:  # target at rank 1 among train ids
+                top = (emb[is_target] @ means.T).argmax(1)
+                logs["top1_target"] = float((top == target_id[is_target]).float().mean())
         if (~is_target).any():
             logs["cos_self_evasion"] = float(cos(emb[~is_target], clean[~is_target]).mean())
     return loss, logs

@@ -10,11 +10,15 @@ through random physical-style transforms, every surrogate embeds the result and 
 means are computed once up front (no gradients), so a step costs one forward + backward of
 each surrogate plus the tiny generator.
 
-Known failure mode (collapse): within ~70 steps the patch comes to dominate the surrogate's
-embedding, so every patched image maps to almost the same point (pairwise cos 0.975 on test
-queries, vs 0.44 clean; the universal patch: 0.997). Parameter gradients then fall to ~1e-12
-and training sits on a plateau; a smaller Adam eps (``adam_eps``, default 1e-8) does not get
-out of it (same loss history to 4 digits). The shipped checkpoint is in that regime.
+Collapse, and its fix: the first generator's logits ran to |z| ~ 60-80 within 40 steps (the
+unbounded condition MLP and FiLM amplified the decoder), the sigmoid saturated to a solid blue
+square and every parameter gradient was exactly 0 (float32 underflow; Adam eps cannot help).
+The bounded generator (``generator.py``) plus the ``sat`` penalty keep ~3% of the logits beyond
++-4 and all gradients alive. Two further changes make the condition matter: a ``contrast`` term
+(cross-entropy over the training identity means toward the target) and ``balanced`` batches
+(exactly ``p_target`` of the rows impersonate). A weaker attractor remains: patched embeddings
+are still close to each other (pairwise cos ~0.9), the patch dominating OSNet's embedding.
+``data_cache=FILE`` memoises the embedded split (1 min to build for mini-MARS).
 
 Checkpoints: ``<out>.safetensors`` (float16 weights, config in the metadata), a JSON card
 beside it (``<out>.json``: config, surrogates, data, seed, wall time, loss history) and, for
@@ -37,7 +41,7 @@ from ...errors import InputError
 from .._eot import EOTConfig, paste_eot
 from .._regions import parse_region
 from .generator import GeneratorConfig, PatchGenerator, count_params, crop_maps
-from .losses import LossWeights, patch_loss, tv
+from .losses import LossWeights, patch_loss, saturation, tv
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +101,17 @@ def prepare_data(surrogates: list, dataset: str, split: str, data_root: str | No
     return data
 
 
-def draw_batch(data: TrainData, bs: int, p_target: float, gen: torch.Generator):
-    """Frame indices, is_target mask, other-identity index, and per-surrogate target vectors."""
+def draw_batch(data: TrainData, bs: int, p_target: float, gen: torch.Generator, balanced: bool = False):
+    """Frame indices, is_target mask, other-identity index, and per-surrogate target vectors.
+
+    ``balanced``: exactly round(p_target * bs) impersonation rows (the first ones), not a coin
+    flip per row, so every step carries both objectives.
+    """
     n, k = len(data.pids), len(data.identities)
     idx = torch.randint(n, (bs,), generator=gen)
     is_t = torch.rand(bs, generator=gen) < p_target
+    if balanced:
+        is_t = torch.arange(bs) < round(p_target * bs)
     other = (data.pids[idx] + torch.randint(1, k, (bs,), generator=gen)) % k  # never the source
     targets = []
     for e in data.emb:
@@ -143,10 +153,11 @@ def load_generator(path: str | Path, device: str = "cpu") -> PatchGenerator:
 
 
 # --------------------------------------------------------------------------- training
-DEFAULTS: dict[str, Any] = dict(batch_size=8, lr=2e-3, base_lr=0.03, p_target=0.5, eot=True,
+DEFAULTS: dict[str, Any] = dict(batch_size=8, lr=1e-3, base_lr=0.01, p_target=0.5, eot=True,
                                 width=32, cond_dim=128, region="torso", pull=1.0, push=1.0,
-                                margin=0.0, decoy=0.3, tv=0.01, log_every=10, save_every=100,
-                                limit=None, threads=None, init_base=None,
+                                margin=0.0, decoy=0.3, tv=0.01, contrast=1.0, tau=0.1, sat=1.0,
+                                z_max=4.0, target_map=16, balanced=True, log_every=10, save_every=100,
+                                limit=None, threads=None, init_base=None, data_cache=None,
                                 adam_eps=1e-8)
 
 
@@ -173,23 +184,26 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
         raise InputError(f"cond_patch: the first --victim {victims[0]!r} has no feature_maps(); "
                          "it is the feature extractor and must expose multi-scale maps")
     t0 = time.perf_counter()
-    data = prepare_data(surrogates, dataset, split, data_root, device, region, hp["limit"])
+    data = _cached_data(hp["data_cache"], surrogates, dataset, split, data_root, device, region, hp["limit"])
     h, w = data.images.shape[-2:]
     box = region.box(h, w)
     cfg = GeneratorConfig(feat_channels=tuple(c.shape[1] for c in data.crops),
                           embed_dim=data.emb[0].shape[1], patch_size=(box[2], box[3]),
                           width=int(hp["width"]), cond_dim=int(hp["cond_dim"]),
-                          region=(region.top, region.left, region.height, region.width))
+                          region=(region.top, region.left, region.height, region.width),
+                          z_max=float(hp["z_max"]), target_map=int(hp["target_map"]))
     model = PatchGenerator(cfg).to(device)
     if hp["init_base"]:  # warm start: the universal patch is the generator's starting point
         _init_base(model, hp["init_base"])
-    base_params = [model.base]
-    other = [p for n, p in model.named_parameters() if n != "base"]
+    fast = lambda n: n == "base" or n.startswith("tmap.")  # noqa: E731  (pixel-level logit maps)
+    base_params = [p for n, p in model.named_parameters() if fast(n)]
+    other = [p for n, p in model.named_parameters() if not fast(n)]
     opt = torch.optim.Adam([{"params": other, "lr": hp["lr"]}, {"params": base_params, "lr": hp["base_lr"]}],
                            eps=float(hp["adam_eps"]))  # see "collapse" in the module docstring
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=0)
     gen = torch.Generator().manual_seed(seed)
-    w_loss = LossWeights(hp["pull"], hp["push"], hp["margin"], hp["decoy"], hp["tv"])
+    w_loss = LossWeights(hp["pull"], hp["push"], hp["margin"], hp["decoy"], hp["tv"],
+                         hp["contrast"], hp["tau"], hp["sat"])
     eot = EOTConfig(enabled=bool(hp["eot"]))
     start, history, wall = 0, [], 0.0
     state_path = out_path.with_suffix(".resume.pt")
@@ -234,6 +248,17 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
     return out_path
 
 
+def _cached_data(cache, surrogates, dataset, split, data_root, device, region, limit) -> TrainData:
+    """prepare_data, memoised in ``cache`` (a .pt file) when given: embedding the split is slow."""
+    if cache and Path(cache).is_file():
+        log.info("training data from cache %s", cache)
+        return TrainData(**torch.load(cache, map_location="cpu", weights_only=False))
+    data = prepare_data(surrogates, dataset, split, data_root, device, region, limit)
+    if cache:
+        torch.save(data.__dict__, cache)
+    return data
+
+
 def _init_base(model: PatchGenerator, path: str) -> None:
     from ..patch_universal import load_patch
 
@@ -245,23 +270,30 @@ def _init_base(model: PatchGenerator, path: str) -> None:
 
 
 def _step(model, surrogates, data: TrainData, hp, w_loss, eot, box, gen, device):
-    idx, is_t, other, targets = draw_batch(data, int(hp["batch_size"]), float(hp["p_target"]), gen)
+    idx, is_t, other, targets = draw_batch(data, int(hp["batch_size"]), float(hp["p_target"]), gen,
+                                           bool(hp.get("balanced", False)))
     x = data.images[idx].to(device).float() / 255
     crops = [c[idx].to(device).float() for c in data.crops]
     pooled = data.pooled[idx].to(device)
     is_t = is_t.to(device)
-    patch = model(crops, pooled, targets[0].to(device), is_t)
+    patch, z = model(crops, pooled, targets[0].to(device), is_t, return_logits=True)
     x_adv = paste_eot(x, patch, box, gen, eot)
     total, logs = 0.0, {}
     for k, v in enumerate(surrogates):
         emb = v(x_adv)
         src = data.means[k][data.pids[idx]].to(device)
         decoy = data.means[k][other].to(device)
-        l, lg = patch_loss(emb, data.emb[k][idx].to(device), src, targets[k].to(device), decoy, is_t, w_loss)
+        l, lg = patch_loss(emb, data.emb[k][idx].to(device), src, targets[k].to(device), decoy, is_t, w_loss,
+                           data.means[k].to(device), other.to(device))
         total = total + l.mean() / len(surrogates)
         if k == 0:
             logs = lg
     total = total + w_loss.tv * tv(patch).mean()
+    if w_loss.sat:
+        total = total + w_loss.sat * saturation(z, model.cfg.z_max).mean()
+    with torch.no_grad():  # collapse monitors: saturated logits, patch spread over the batch
+        logs["sat_frac"] = float((z.abs() > model.cfg.z_max).float().mean())
+        logs["patch_std"] = float(patch.std(0).mean()) if len(patch) > 1 else 0.0
     return total, logs
 
 
