@@ -5,8 +5,8 @@
 2. our Market-1501 mAP/CMC vs torchreid's ``evaluate_rank`` at galleries of 1k, 10k, 100k:
    the time ratio and the largest difference in mAP and CMC (must be <= 1e-6).
 
-Repetitions are interleaved (raw, ours, raw, ours, ...) and the median is reported, so a burst
-of load on the machine hits both sides alike. Prints a table and writes a CSV.
+Repetitions are interleaved in alternating order (raw, ours, ours, raw, ...) and the median is
+reported, so a burst of load on the machine hits both sides alike. Prints a table and writes a CSV.
 
     python benchmarks/reid_overhead.py --out benchmarks/results/reid_overhead.csv
 """
@@ -30,8 +30,11 @@ from robustbench_face.metrics.reid import distance_matrix, evaluate_rank, faiss_
 
 def _median_times(fns: dict, reps: int) -> dict:
     times = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, fn in fns.items():
+    keys = list(fns)
+    for rep in range(reps):
+        # alternate the order: whichever side runs second in a rep can be favoured by caches
+        for k in (keys if rep % 2 == 0 else keys[::-1]):
+            fn = fns[k]
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
