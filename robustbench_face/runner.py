@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from . import create_attack, create_defense, create_victim, load_dataset
 from .adaptive import plan
 from .errors import InputError
-from .registry import ATTACKS, DEFENSES
+from .registry import ATTACKS
 from .results import append_rows, provenance
 from .sanity import LossTracker, check_transfer, headline, join_flags
 
@@ -185,19 +185,24 @@ def _check_affect_target(cfg: RunConfig, task: str | None, mode: str | None) -> 
         raise InputError(f"--target-class {cfg.target_class} needs --mode targeted (got --mode {mode})")
 
 
-def timed_attack(attack: Callable | None, victim, batches, targets=None, desc: str = "attack"):
-    """Run ``attack`` batch by batch; returns (adv images, seconds, images forwarded)."""
+def timed_attack(attack: Callable | None, victim, images: Tensor, targets: Tensor | None = None,
+                 batch_size: int = 32, device: str = "cpu", desc: str = "attack"):
+    """Run ``attack`` on ``images`` (and ``targets``) in batches on ``device``.
+
+    Returns (adversarial images on the CPU, attack seconds, images forwarded through the victim).
+    """
     from tqdm.auto import tqdm
 
     counted = CountingVictim(victim)
     out, seconds = [], 0.0
-    for i, xb in enumerate(tqdm(batches, desc=desc, unit="batch", leave=False)):
+    for i in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
+        xb = images[i:i + batch_size].to(device)
         if attack is None:
-            out.append(xb)
+            out.append(xb.cpu())
             continue
-        tb = None if targets is None else targets[i]
+        tb = None if targets is None else targets[i:i + batch_size].to(device)
         t0 = time.perf_counter()
-        out.append(attack(counted, xb, tb).detach())
+        out.append(attack(counted, xb, tb).detach().cpu())
         # wrappers that score the attack (sanity.LossTracker) report their own time separately
         seconds += time.perf_counter() - t0 - getattr(attack, "pop_overhead", lambda: 0.0)()
     return torch.cat(out), seconds, counted.images_seen

@@ -329,13 +329,11 @@ def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
         check_width(victims[n], clean[n])
     refs = {n: references(ds, idx, victims[n], clean[n].shape[1]) for n in names}
 
-    batches = [x[i:i + bs].to(dev) for i in range(0, len(x), bs)]
     targets = None
     if mode == "targeted":
-        t = target_tensor(kinds[names[0]], goals[names[0]], torch.from_numpy(clean[names[0]]))
-        targets = [t[i:i + bs].to(dev) for i in range(0, len(x), bs)]
-    x_adv, seconds, seen = timed_attack(attack, attacked, batches, targets, desc=f"{cfg.attack} on {attacked.name}")
-    x_adv = x_adv.cpu()
+        targets = target_tensor(kinds[names[0]], goals[names[0]], torch.from_numpy(clean[names[0]]))
+    x_adv, seconds, seen = timed_attack(attack, attacked, x, targets, bs, dev,
+                                        desc=f"{cfg.attack} on {attacked.name}")
     kind = getattr(attack, "distance", "linf")
     pert = perturbation_size(x, x_adv, kind) if attack is not None else 0.0
 

@@ -144,10 +144,6 @@ def choose_attacked(eligible: np.ndarray, limit: int | None, seed: int) -> np.nd
     return np.sort(idx)
 
 
-def _batches(x: torch.Tensor, bs: int, dev: str) -> list[torch.Tensor]:
-    return [x[i:i + bs].to(dev) for i in range(0, len(x), bs)]
-
-
 def _attack_cols(attack, mode, n_eligible, n_attacked, seconds, seen, pert) -> dict:
     kind = getattr(attack, "distance", "linf")
     cols = {"n_eligible": n_eligible, "n_queries": n_attacked, "attacked_image": "a",
@@ -265,10 +261,9 @@ def attack_pairs(cfg, mode, attack, victims, chips, emb, ia, ib, same, thr, far)
     targets = None
     if mode == "impersonation":  # the partner's clean embedding on the attacked victim
         t = torch.from_numpy(emb[names[0]][ib[sel]]).to(x.dtype)
-        targets = _batches(F.normalize(t, dim=1), bs, dev)
-    x_adv, seconds, seen = timed_attack(attack, att, _batches(x, bs, dev), targets,
+        targets = F.normalize(t, dim=1)
+    x_adv, seconds, seen = timed_attack(attack, att, x, targets, bs, dev,
                                         desc=f"{cfg.attack} on {att.name}")
-    x_adv = x_adv.cpu()
     pert = perturbation_size(x, x_adv, getattr(attack, "distance", "linf"))
     cols = _attack_cols(attack, mode, int(eligible.sum()), int(sel.size), seconds, seen, pert)
     return sel, cols, {n: embed(victims[n], x_adv, bs, dev) for n in names}

@@ -56,16 +56,14 @@ def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
     feats_g = {n: embed(victims[n], xg, bs, dev) for n in names}
     attacked = victims[names[0]]
 
-    batches = [xq[i:i + bs].to(dev) for i in range(0, len(xq), bs)]
     targets = target_pids = None
     if mode == "impersonation":
         target_pids = draw_targets(q_pids, g_pids, cfg.seed)
         means = {p: feats_g[names[0]][g_pids == p].mean(0) for p in np.unique(target_pids)}
         t = torch.tensor(np.stack([means[p] for p in target_pids]), dtype=xq.dtype)
-        t = torch.nn.functional.normalize(t, dim=1)
-        targets = [t[i:i + bs].to(dev) for i in range(0, len(xq), bs)]
-    x_adv, seconds, seen = timed_attack(attack, attacked, batches, targets, desc=f"{cfg.attack} on {names[0]}")
-    x_adv = x_adv.cpu()
+        targets = torch.nn.functional.normalize(t, dim=1)
+    x_adv, seconds, seen = timed_attack(attack, attacked, xq, targets, bs, dev,
+                                        desc=f"{cfg.attack} on {names[0]}")
     kind = getattr(attack, "distance", "linf")
     pert = perturbation_size(xq, x_adv, kind) if attack is not None else 0.0
 
