@@ -44,10 +44,11 @@ def register_aligner(name: str):
 
 
 def get_aligner(name: str) -> Aligner:
-    if not _ALIGNERS:
-        for mod in pkgutil.iter_modules(__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{__name__}.{mod.name}")
+    # import every aligner module, not only when none is registered: importing one module
+    # directly (dlib_chips) must not hide the others (that made lookups depend on test order)
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
     if name not in _ALIGNERS:
         raise UnknownNameError(f"unknown alignment {name!r}; available: {', '.join(sorted(_ALIGNERS))}")
     return _ALIGNERS[name]
