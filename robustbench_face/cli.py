@@ -39,6 +39,7 @@ def run(
     eot_draws: int = typer.Option(10, help="EOT draws for randomised defenses in the adaptive attack"),
     sanity: bool = typer.Option(False, help="also craft on the undefended victim (transfer red flag)"),
     far: float = typer.Option(1e-3, help="faces: FAR at which the threshold is calibrated on clean pairs"),
+    split: Optional[str] = typer.Option(None, help="affect: evaluate only this split (e.g. orl's holdout people)"),
 ):
     """Attack a victim on a dataset, score every victim, append rows to the results CSV."""
     from .runner import RunConfig, parse_kv
@@ -48,7 +49,8 @@ def run(
                           defenses=defense, mode=mode, seed=seed, device=device, limit=limit,
                           out=out, data_root=data_root, attack_args=parse_kv(attack_arg),
                           batch_size=batch_size, target_class=target_class,
-                          adaptive=adaptive, eot_draws=eot_draws, sanity=sanity, far=far))
+                          adaptive=adaptive, eot_draws=eot_draws, sanity=sanity, far=far,
+                          split=split))
     _print_rows(rows)
     typer.echo(f"appended {len(rows)} row(s) to {out}")
 

@@ -268,12 +268,16 @@ SCORERS = {"logits": score_logits, "regression": score_regression, "multilabel":
 
 # -- the runner ----------------------------------------------------------------------------
 
-def eval_indices(ds, limit: int | None) -> np.ndarray:
-    """Indices of the evaluated images: the first of EVAL_SPLITS present, else all samples."""
+def eval_indices(ds, limit: int | None, split: str | None = None) -> np.ndarray:
+    """Indices of the evaluated images: ``split`` if given, else the first of EVAL_SPLITS
+    present, else all samples."""
     from ..errors import DataError
 
     present = {s.split for s in ds.samples}
-    split = next((s for s in EVAL_SPLITS if s in present), None)
+    if split is not None and split not in present:
+        raise DataError(f"dataset {ds.name!r} at {ds.root} has no {split!r} split; "
+                        f"splits: {sorted(present)}")
+    split = split or next((s for s in EVAL_SPLITS if s in present), None)
     idx = [i for i, s in enumerate(ds.samples) if split is None or s.split == split][:limit]
     if not idx:
         raise DataError(f"dataset {ds.name!r} at {ds.root} has no images to evaluate")
@@ -321,7 +325,7 @@ def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
     attacked = victims[names[0]]
     kinds = {n: head_of(victims[n]) for n in names}
     goals = {n: parse_target(victims[n], cfg.target_class) for n in names} if mode == "targeted" else {}
-    idx = eval_indices(ds, cfg.limit)
+    idx = eval_indices(ds, cfg.limit, cfg.split)
     x = load_images(ds, idx, attacked)
     bs, dev = cfg.batch_size, cfg.device
     clean = {n: predict(victims[n], x, bs, dev) for n in names}
