@@ -15,8 +15,12 @@ Design choices (all in ``attacks/cond_patch.toml`` and ``docs/cond_patch.md``):
 * ``target`` may be an (N, D) embedding (what the runner passes: the mean gallery embedding of
   the target identity on the attacked victim) or an (N, 3, H, W) batch of target images, which
   are embedded by the victim first; ``None`` means evasion (learned null condition);
-* the checkpoint named in the card (``checkpoint = ...``, relative to the card folder) is loaded
-  on first use; ``checkpoint=PATH`` overrides it; ``.train`` trains a new one (``rbf train``).
+* on a classifier victim (``output == "logits"``, the affect heads) the target is a class: an
+  (N,) tensor of class indices (what the affect runner passes), fed as a one-hot condition to a
+  generator trained with class targets (``classes.py``); ``None`` is untargeted;
+* the checkpoint is chosen per attacked victim from the card's ``[checkpoints]`` table (victim
+  name -> file, relative to the card folder), else the card's ``checkpoint``; it is loaded on
+  first use; ``checkpoint=PATH`` overrides it; ``.train`` trains a new one (``rbf train``).
 """
 
 from __future__ import annotations
@@ -40,11 +44,12 @@ log = logging.getLogger(__name__)
 __all__ = ["CondPatch", "GeneratorConfig", "PatchGenerator", "default_checkpoint", "train"]
 
 
-def default_checkpoint() -> Path:
-    """The checkpoint the card ``attacks/cond_patch.toml`` names, located beside the card."""
+def default_checkpoint(victim: str | None = None) -> Path:
+    """The checkpoint the card ``attacks/cond_patch.toml`` names for ``victim``, beside the card."""
     from ...cards import card_dirs, card_path, load_card
 
-    rel = load_card("attacks", "cond_patch").get("checkpoint")
+    card = load_card("attacks", "cond_patch")
+    rel = card.get("checkpoints", {}).get(victim) or card.get("checkpoint")
     if not rel:
         raise InputError(f"{card_path('attacks', 'cond_patch')} names no checkpoint; pass checkpoint=PATH")
     for d in card_dirs("attacks"):
@@ -62,18 +67,26 @@ class CondPatch:
         self.device = device
         self._model: PatchGenerator | None = None
 
-    @property
-    def model(self) -> PatchGenerator:
+    def model_for(self, victim) -> PatchGenerator:
         if self._model is None:
-            path = self.checkpoint or default_checkpoint()
+            path = self.checkpoint or default_checkpoint(getattr(victim, "name", None))
             self._model = load_generator(path, self.device or "cpu")
             self.checkpoint = path
         return self._model
 
+    @property
+    def model(self) -> PatchGenerator:
+        return self.model_for(None)
+
     def generate(self, victim, images: Tensor, target: Tensor | None = None) -> Tensor:
         """Patches (N, 3, ph, pw) in [0, 1] for ``images`` and an optional target."""
         check_images(images)
-        model = self.model.to(images.device)
+        model = self.model_for(victim).to(images.device)
+        want = "class" if getattr(victim, "output", "embedding") == "logits" else "embedding"
+        if model.cfg.condition != want:
+            raise InputError(f"cond_patch checkpoint {self.checkpoint} was trained with "
+                             f"{model.cfg.condition} targets; victim {getattr(victim, 'name', victim)!r} "
+                             f"needs {want} targets: train one with rbf train cond_patch --victim ...")
         if not hasattr(victim, "feature_maps"):
             raise InputError(f"cond_patch: victim {getattr(victim, 'name', victim)!r} has no "
                              "feature_maps(); the generator conditions on its multi-scale features")
@@ -91,6 +104,12 @@ class CondPatch:
         target = torch.as_tensor(target, device=images.device)
         if target.shape[0] != images.shape[0]:
             raise InputError(f"cond_patch: target has {target.shape[0]} rows for {images.shape[0]} images")
+        n_cls = self.model.cfg.embed_dim
+        if self.model.cfg.condition == "class":
+            if target.dim() != 1 or target.is_floating_point() or not bool(((target >= 0) & (target < n_cls)).all()):
+                raise InputError(f"cond_patch: a class-target checkpoint takes (N,) class indices in "
+                                 f"0..{n_cls - 1}, got shape {tuple(target.shape)}")
+            return F.one_hot(target.long(), n_cls).float()
         if target.dim() == 4:  # target images: their embedding on the extractor
             with torch.no_grad():
                 target = victim(target.to(images.dtype))

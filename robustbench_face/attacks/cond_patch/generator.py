@@ -75,6 +75,9 @@ class GeneratorConfig:
     # Direct target path: a linear map from the target (or null) embedding to a
     # target_map x target_map logit image, upsampled and added to the logits; 0 = off.
     target_map: int = 16
+    # What the target condition is: "embedding" (an identity's embedding, re-ID / faces) or
+    # "class" (a one-hot class of a classifier victim, embed_dim = number of classes).
+    condition: str = "embedding"
     extra: dict = field(default_factory=dict)  # free-form provenance (never read by the net)
 
     def to_dict(self) -> dict:

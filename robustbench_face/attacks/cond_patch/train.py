@@ -40,6 +40,7 @@ from torch import Tensor
 from ...errors import InputError
 from .._eot import EOTConfig, paste_eot
 from .._regions import parse_region
+from .classes import prepare_class_data, step_classes
 from .generator import GeneratorConfig, PatchGenerator, count_params, crop_maps
 from .losses import LossWeights, patch_loss, saturation, tv
 
@@ -158,7 +159,8 @@ DEFAULTS: dict[str, Any] = dict(batch_size=8, lr=1e-3, base_lr=0.01, p_target=0.
                                 margin=0.0, decoy=0.3, tv=0.01, contrast=1.0, tau=0.1, sat=1.0,
                                 z_max=4.0, target_map=16, balanced=True, log_every=10, save_every=100,
                                 limit=None, threads=None, init_base=None, data_cache=None,
-                                adam_eps=1e-8)
+                                adam_eps=1e-8, rank=0.0, rank_tau=0.05, init_from=None,
+                                kappa=1.0, diverse=0.0)
 
 
 def _split_hparams(hp: dict) -> dict:
@@ -183,18 +185,27 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
     if not hasattr(surrogates[0], "feature_maps"):
         raise InputError(f"cond_patch: the first --victim {victims[0]!r} has no feature_maps(); "
                          "it is the feature extractor and must expose multi-scale maps")
+    kind = getattr(surrogates[0], "output", "embedding")
+    if kind not in ("embedding", "logits"):
+        raise InputError(f"cond_patch train: victim {victims[0]!r} has a {kind!r} head; training "
+                         "supports embedding victims (identity targets) and logits (class targets)")
+    prep, step_fn = (prepare_data, _step) if kind == "embedding" else (prepare_class_data, step_classes)
     t0 = time.perf_counter()
-    data = _cached_data(hp["data_cache"], surrogates, dataset, split, data_root, device, region, hp["limit"])
+    data = _cached_data(hp["data_cache"], prep, surrogates, dataset, split, data_root, device,
+                        region, hp["limit"])
     h, w = data.images.shape[-2:]
     box = region.box(h, w)
     cfg = GeneratorConfig(feat_channels=tuple(c.shape[1] for c in data.crops),
                           embed_dim=data.emb[0].shape[1], patch_size=(box[2], box[3]),
                           width=int(hp["width"]), cond_dim=int(hp["cond_dim"]),
                           region=(region.top, region.left, region.height, region.width),
-                          z_max=float(hp["z_max"]), target_map=int(hp["target_map"]))
+                          z_max=float(hp["z_max"]), target_map=int(hp["target_map"]),
+                          condition="embedding" if kind == "embedding" else "class")
     model = PatchGenerator(cfg).to(device)
     if hp["init_base"]:  # warm start: the universal patch is the generator's starting point
         _init_base(model, hp["init_base"])
+    if hp["init_from"]:  # fine-tune: every weight from an earlier generator of the same shape
+        _init_from(model, hp["init_from"])
     fast = lambda n: n == "base" or n.startswith("tmap.")  # noqa: E731  (pixel-level logit maps)
     base_params = [p for n, p in model.named_parameters() if fast(n)]
     other = [p for n, p in model.named_parameters() if not fast(n)]
@@ -203,7 +214,7 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=0)
     gen = torch.Generator().manual_seed(seed)
     w_loss = LossWeights(hp["pull"], hp["push"], hp["margin"], hp["decoy"], hp["tv"],
-                         hp["contrast"], hp["tau"], hp["sat"])
+                         hp["contrast"], hp["tau"], hp["sat"], hp["rank"], hp["rank_tau"], hp["diverse"])
     eot = EOTConfig(enabled=bool(hp["eot"]))
     start, history, wall = 0, [], 0.0
     state_path = out_path.with_suffix(".resume.pt")
@@ -231,7 +242,7 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
     run_logs: dict[str, float] = {}
     for step in bar:
         ts = time.perf_counter()
-        loss, logs = _step(model, surrogates, data, hp, w_loss, eot, box, gen, device)
+        loss, logs = step_fn(model, surrogates, data, hp, w_loss, eot, box, gen, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step(); sched.step()
@@ -248,12 +259,13 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
     return out_path
 
 
-def _cached_data(cache, surrogates, dataset, split, data_root, device, region, limit) -> TrainData:
-    """prepare_data, memoised in ``cache`` (a .pt file) when given: embedding the split is slow."""
+def _cached_data(cache, prep, surrogates, dataset, split, data_root, device, region, limit) -> TrainData:
+    """``prep`` (prepare_data or prepare_class_data), memoised in ``cache`` (a .pt file) when
+    given: embedding the split is slow."""
     if cache and Path(cache).is_file():
         log.info("training data from cache %s", cache)
         return TrainData(**torch.load(cache, map_location="cpu", weights_only=False))
-    data = prepare_data(surrogates, dataset, split, data_root, device, region, limit)
+    data = prep(surrogates, dataset, split, data_root, device, region, limit)
     if cache:
         torch.save(data.__dict__, cache)
     return data
@@ -267,6 +279,14 @@ def _init_base(model: PatchGenerator, path: str) -> None:
         raise InputError(f"init_base {path}: patch {tuple(patch.shape)} vs generator {model.cfg.patch_size}")
     with torch.no_grad():
         model.base.copy_(torch.logit(patch.clamp(0.01, 0.99)))
+
+
+def _init_from(model: PatchGenerator, path: str) -> None:
+    src = load_generator(path)
+    if src.cfg.to_dict() | {"extra": {}} != model.cfg.to_dict() | {"extra": {}}:
+        raise InputError(f"init_from {path}: generator config {src.cfg.to_dict()} differs from "
+                         f"this run's {model.cfg.to_dict()}")
+    model.load_state_dict(src.state_dict())
 
 
 def _step(model, surrogates, data: TrainData, hp, w_loss, eot, box, gen, device):
@@ -284,7 +304,7 @@ def _step(model, surrogates, data: TrainData, hp, w_loss, eot, box, gen, device)
         src = data.means[k][data.pids[idx]].to(device)
         decoy = data.means[k][other].to(device)
         l, lg = patch_loss(emb, data.emb[k][idx].to(device), src, targets[k].to(device), decoy, is_t, w_loss,
-                           data.means[k].to(device), other.to(device))
+                           data.means[k].to(device), other.to(device), data.pids[idx].to(device))
         total = total + l.mean() / len(surrogates)
         if k == 0:
             logs = lg
