@@ -11,6 +11,13 @@ get the std over ``--repeats`` seeds of the adaptive PGD run, and an eps sweep c
 and monotonicity. Every run goes through ``runner.run`` and is appended to ``--runs-out``.
 
     python benchmarks/defenses.py --limit 32 --patch-steps 100 --runs-out /tmp/runs.csv
+
+Faces (``--victim dlib_resnet --dataset orl``): the face runner's dodging protocol, so the
+columns change name: ``clean_tar`` is the defended victim's TAR at the FAR calibrated on its
+own clean pairs, ``nonadaptive_tar`` / ``adaptive_tar`` the TAR of the attacked genuine pairs
+at that threshold (lower = stronger attack, like mAP), plus the dodging success rates
+(``*_success``: attacked pairs the victim got right clean that now fail). ``--region`` sets
+patch_iter's region (``eyeglass`` for aligned faces).
 """
 
 from __future__ import annotations
@@ -28,6 +35,15 @@ DEFENSES = ["none", "jpeg", "bit_depth", "median", "gaussian_noise", "lgs", "pat
 COLUMNS = ["attack", "defense", "differentiable", "randomized", "clean_map", "nonadaptive_map",
            "adaptive_map", "transfer_map", "masking", "adaptive_std", "loss_gain_nonadaptive",
            "random_gain_nonadaptive", "loss_gain_adaptive", "flags", "settings", "seconds"]
+# per task: (clean column, attacked column, their names in this table, sign: +1 = lower is stronger)
+METRICS = {"reid": ("clean_map", "adv_map", "map"), "face": ("tar_at_far", "adv_tar", "tar")}
+
+
+def columns(task: str) -> list[str]:
+    if task == "reid":
+        return COLUMNS
+    cols = [c.replace("_map", "_tar") for c in COLUMNS]
+    return cols[:7] + ["nonadaptive_success", "adaptive_success"] + cols[7:]
 
 
 def parse() -> argparse.Namespace:
@@ -46,6 +62,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", default="benchmarks/results/defenses.csv")
     p.add_argument("--runs-out", default="runs/defenses_runs.csv")
+    p.add_argument("--region", default=None, help="patch_iter region (default: the attack's)")
     p.add_argument("--masking-gap", type=float, default=0.10,
                    help="non-adaptive minus adaptive mAP above which a defense only masked gradients")
     return p.parse_args()
@@ -53,31 +70,41 @@ def parse() -> argparse.Namespace:
 
 def config(a, attack: str, defense: str, adaptive: str, **kw) -> RunConfig:
     steps = a.pgd_steps if attack == "pgd" else a.patch_steps
+    args = {"steps": steps}
+    if attack == "patch_iter" and a.region:
+        args["region"] = a.region
     return RunConfig(attack=attack, victim=a.victim, dataset=a.dataset, limit=a.limit,
                      defenses=[] if defense == "none" else [defense], device=a.device,
-                     out=a.runs_out, attack_args={"steps": steps}, batch_size=a.batch_size,
+                     out=a.runs_out, attack_args=args, batch_size=a.batch_size,
                      adaptive=adaptive, eot_draws=a.eot_draws, **kw)
 
 
 def one_row(a, attack: str, defense: str) -> dict:
     from robustbench_face import create_defense
+    from robustbench_face.runner import parse_spec
 
     t0 = time.perf_counter()
     naive = run(config(a, attack, defense, "no", sanity=defense != "none"))[0]
-    d = create_defense(defense) if defense != "none" else None
+    d = None
+    if defense != "none":  # "gaussian_noise:draws=4": the same spec the runner parses
+        dname, kwargs = parse_spec(defense)
+        d = create_defense(dname, **kwargs)
     needs = d is not None and (not d.differentiable or d.randomized)
     adapt = run(config(a, attack, defense, "auto"))[0] if needs else naive
-    row = {"attack": attack, "defense": defense,
+    task = naive.get("task", "reid")
+    clean_key, adv_key, name = METRICS[task]
+    row = {"attack": attack, "defense": defense, "task": task,
            "differentiable": "" if d is None else d.differentiable,
            "randomized": "" if d is None else d.randomized,
-           "clean_map": float(naive["clean_map"]), "nonadaptive_map": float(naive["adv_map"]),
-           "adaptive_map": float(adapt["adv_map"]),
-           "transfer_map": naive.get("transfer_adv_map", ""),
+           f"clean_{'map' if task == 'reid' else 'tar'}": float(naive[clean_key]),
+           f"nonadaptive_{name}": float(naive[adv_key]), f"adaptive_{name}": float(adapt[adv_key]),
+           f"transfer_{name}": naive.get(f"transfer_{adv_key}", ""),
+           "nonadaptive_success": naive.get("success_rate", ""), "adaptive_success": adapt.get("success_rate", ""),
            "loss_gain_nonadaptive": naive.get("loss_gain", ""),
            "random_gain_nonadaptive": naive.get("random_loss_gain", ""),
            "loss_gain_adaptive": adapt.get("loss_gain", ""),
            "flags": naive.get("flags", "")}
-    gap = row["nonadaptive_map"] - row["adaptive_map"]
+    gap = row[f"nonadaptive_{name}"] - row[f"adaptive_{name}"]
     row["masking"] = "yes" if gap > a.masking_gap else "no"
     if d is not None and d.randomized and attack == "pgd" and a.repeats > 1:
         row["adaptive_std"] = repeat(config(a, attack, defense, "auto"), a.repeats)["repeat_std"]
@@ -97,8 +124,11 @@ def write(path: str, rows: list[dict], columns: list[str]) -> None:
 
 
 def show(rows: list[dict]) -> None:
-    cols = ["attack", "defense", "clean_map", "nonadaptive_map", "adaptive_map", "transfer_map",
-            "masking", "adaptive_std", "flags"]
+    task = rows[0].get("task", "reid") if rows else "reid"
+    cols = [c for c in columns(task) if c in
+            ("attack", "defense", "clean_map", "nonadaptive_map", "adaptive_map", "transfer_map",
+             "clean_tar", "nonadaptive_tar", "adaptive_tar", "transfer_tar", "masking",
+             "adaptive_std", "flags")]
     print(" | ".join(cols))
     for r in rows:
         print(" | ".join(f"{r.get(c, ''):.3f}" if isinstance(r.get(c), float) else str(r.get(c, ""))
@@ -112,9 +142,9 @@ def main() -> None:
     for attack in a.attacks:
         for defense in a.defenses:
             rows.append(one_row(a, attack, defense))
-            write(a.out, rows, COLUMNS)  # after every row: a killed run keeps what it measured
+            write(a.out, rows, columns(rows[0]["task"]))  # after every row: a killed run keeps what it measured
             show(rows[-1:])
-    if a.sweep and "pgd" in a.attacks:
+    if a.sweep and "pgd" in a.attacks and rows and rows[0]["task"] == "reid":
         for defense in ("none", "jpeg"):
             sweep = eps_sweep(config(a, "pgd", defense, "auto"), a.sweep)
             for s in sweep:
