@@ -58,6 +58,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--eot-draws", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3, help="seeds for randomised defenses (pgd)")
     p.add_argument("--sweep", type=float, nargs="*", default=[0, 2 / 255, 4 / 255, 8 / 255])
+    p.add_argument("--sweep-defenses", nargs="+", default=["none", "jpeg"])
+    p.add_argument("--only-sweep", action="store_true", help="only the pgd eps sweep (re-ID)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", default="benchmarks/results/defenses.csv")
@@ -139,13 +141,13 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     a = parse()
     rows = []
-    for attack in a.attacks:
+    for attack in [] if a.only_sweep else a.attacks:
         for defense in a.defenses:
             rows.append(one_row(a, attack, defense))
             write(a.out, rows, columns(rows[0]["task"]))  # after every row: a killed run keeps what it measured
             show(rows[-1:])
-    if a.sweep and "pgd" in a.attacks and rows and rows[0]["task"] == "reid":
-        for defense in ("none", "jpeg"):
+    if a.sweep and "pgd" in a.attacks and (a.only_sweep or rows and rows[0]["task"] == "reid"):
+        for defense in a.sweep_defenses:
             sweep = eps_sweep(config(a, "pgd", defense, "auto"), a.sweep)
             for s in sweep:
                 print(f"sweep pgd {defense} eps={s['eps']:.4f} clean={float(s['clean_map']):.3f} "
@@ -153,10 +155,11 @@ def main() -> None:
                       f"flags={s['flags']}", flush=True)
             rows.extend({"attack": f"pgd_eps={s['eps']:.4f}", "defense": defense,
                          "clean_map": float(s["clean_map"]), "adaptive_map": float(s["adv_map"]),
-                         "flags": s["flags"], "settings": "eps sweep"} for s in sweep)
+                         "flags": s["flags"], "settings": f"eps sweep;limit={a.limit or 'all'};device={a.device}"} for s in sweep)
             write(a.out, rows, COLUMNS)
     print()
-    show(rows)
+    if rows:
+        show(rows)
     print(f"wrote {a.out}")
 
 
