@@ -90,6 +90,14 @@ def test_eps_sweep_flags():
 
     rows = eps_sweep(RunConfig(attack="pgd", victim="toy"), [0, 0.01, 0.02], run=fake_run)
     assert [r["flags"] for r in rows] == ["non-monotone"] * 3
+
+    def stuck_at_zero(cfg):  # an attack cannot move at eps 0: that flag is expected there only
+        flags = "loss-not-improving;non-adaptive" if cfg.attack_args["eps"] == 0 else "loss-not-improving"
+        return [{"clean_map": 0.9, "adv_map": 0.9 - cfg.attack_args["eps"], "success_rate": cfg.attack_args["eps"],
+                 "flags": flags}]
+
+    rows = eps_sweep(RunConfig(attack="pgd", victim="toy"), [0, 0.01], run=stuck_at_zero)
+    assert [r["flags"] for r in rows] == ["non-adaptive", "loss-not-improving"]
     stats = repeat(RunConfig(attack="pgd", victim="toy"), 3, run=lambda c: [{"adv_map": c.seed}])
     assert stats["repeat_std"] == 1.0
 
