@@ -26,7 +26,6 @@ from torch import Tensor
 
 from ...errors import InputError
 from .._eot import paste_eot
-from .generator import crop_maps
 from .losses import saturation, tv
 
 
@@ -41,34 +40,19 @@ def margin_loss(logits: Tensor, y: Tensor, kappa: float) -> Tensor:
     return (own - other + kappa).clamp_min(0)
 
 
-@torch.no_grad()
 def prepare_class_data(surrogates: list, dataset: str, split: str, data_root: str | None,
-                       device: str, region, limit: int | None = None, chunk: int = 64):
+                       device: str, region, limit: int | None = None):
     """``split`` as uint8, clean logits of every surrogate, the first one's crops and predictions."""
-    from ... import load_dataset
-    from .train import TrainData
+    from .train import TrainData, embed_samples, load_split
 
-    ds = load_dataset(dataset, data_root=data_root)
-    samples = ds.split(split)
-    if limit:
-        samples = samples[::max(1, len(samples) // limit)][:limit]
-    imgs, logits, crops, pooled = [], [[] for _ in surrogates], [], []
-    for i in range(0, len(samples), chunk):
-        x = ds.load(samples[i:i + chunk]).to(device)
-        imgs.append((x * 255).round().to(torch.uint8).cpu())
-        for k, v in enumerate(surrogates):
-            logits[k].append(v(x).float().cpu())
-        c, p = crop_maps(surrogates[0].feature_maps(x), region)
-        crops.append([t.half().cpu() for t in c]); pooled.append(p.float().cpu())
-    out = [torch.cat(lg) for lg in logits]
+    ds, samples = load_split(dataset, split, data_root, limit)
+    imgs, out, crops, pooled = embed_samples(ds, samples, surrogates, device, region, chunk=64)
     n_cls = out[0].shape[1]
     if any(o.shape[1] != n_cls for o in out):
         raise InputError(f"cond_patch: surrogates disagree on the number of classes: {[o.shape[1] for o in out]}")
     pred = out[0].argmax(1)
     eye = torch.eye(n_cls)
-    return TrainData(torch.cat(imgs), pred, list(range(n_cls)), out, [eye for _ in out],
-                     crops=[torch.cat([c[j] for c in crops]) for j in range(len(crops[0]))],
-                     pooled=torch.cat(pooled),
+    return TrainData(imgs, pred, list(range(n_cls)), out, [eye for _ in out], crops=crops, pooled=pooled,
                      members=[torch.nonzero(pred == k).flatten() for k in range(n_cls)])
 
 

@@ -66,40 +66,47 @@ def build_surrogates(names: list[str], device: str) -> list:
     return [create_victim(n, device=device) for n in names]
 
 
-@torch.no_grad()
-def prepare_data(surrogates: list, dataset: str, split: str, data_root: str | None, device: str,
-                 region=None, limit: int | None = None, chunk: int = 32) -> TrainData:
-    """Load ``split`` as uint8 and embed it once on every surrogate (+ extractor crops)."""
+def load_split(dataset: str, split: str, data_root: str | None, limit: int | None):
+    """The dataset and the samples of ``split`` (``limit``: that many, evenly spread; tests)."""
     from ... import load_dataset
 
     ds = load_dataset(dataset, data_root=data_root)
     samples = ds.split(split)
-    if limit:  # tests: a few frames of each identity, evenly spread
-        step = max(1, len(samples) // limit)
-        samples = samples[::step][:limit]
+    if limit:
+        samples = samples[::max(1, len(samples) // limit)][:limit]
+    return ds, samples
+
+
+@torch.no_grad()
+def embed_samples(ds, samples: list, surrogates: list, device: str, region=None, chunk: int = 32):
+    """uint8 images, every surrogate's outputs, and the first one's region crops + pooled map."""
+    imgs, outs, crops, pooled = [], [[] for _ in surrogates], [], []
+    for i in range(0, len(samples), chunk):
+        x = ds.load(samples[i:i + chunk]).to(device)
+        imgs.append((x * 255).round().to(torch.uint8).cpu())
+        for k, v in enumerate(surrogates):
+            outs[k].append(v(x).float().cpu())
+        if region is not None:
+            c, p = crop_maps(surrogates[0].feature_maps(x), region)
+            crops.append([t.half().cpu() for t in c]); pooled.append(p.float().cpu())
+    crops = [torch.cat([c[j] for c in crops]) for j in range(len(crops[0]))] if crops else []
+    return torch.cat(imgs), [torch.cat(o) for o in outs], crops, torch.cat(pooled) if pooled else None
+
+
+def prepare_data(surrogates: list, dataset: str, split: str, data_root: str | None, device: str,
+                 region=None, limit: int | None = None) -> TrainData:
+    """Load ``split`` as uint8 and embed it once on every surrogate (+ extractor crops)."""
+    ds, samples = load_split(dataset, split, data_root, limit)
     ids = sorted({s.pid for s in samples if s.pid > 0})
     if len(ids) < 2:
         raise InputError(f"{dataset}/{split}: need >= 2 identities to train, found {len(ids)}")
     keep = [s for s in samples if s.pid > 0]
-    imgs, embs, crops, pooled = [], [[] for _ in surrogates], [], []
-    for i in range(0, len(keep), chunk):
-        x = ds.load(keep[i:i + chunk]).to(device)
-        imgs.append((x * 255).round().to(torch.uint8).cpu())
-        for k, v in enumerate(surrogates):
-            embs[k].append(v(x).float().cpu())
-        if region is not None:
-            c, p = crop_maps(surrogates[0].feature_maps(x), region)
-            crops.append([t.half().cpu() for t in c]); pooled.append(p.float().cpu())
+    imgs, emb, crops, pooled = embed_samples(ds, keep, surrogates, device, region)
     pids = torch.tensor([ids.index(s.pid) for s in keep])
-    emb = [torch.cat(e) for e in embs]
     means = [torch.nn.functional.normalize(torch.stack([e[pids == k].mean(0) for k in range(len(ids))]), dim=1)
              for e in emb]
-    data = TrainData(torch.cat(imgs), pids, ids, emb, means,
+    return TrainData(imgs, pids, ids, emb, means, crops=crops, pooled=pooled,
                      members=[torch.nonzero(pids == k).flatten() for k in range(len(ids))])
-    if region is not None:
-        data.crops = [torch.cat([c[j] for c in crops]) for j in range(len(crops[0]))]
-        data.pooled = torch.cat(pooled)
-    return data
 
 
 def draw_batch(data: TrainData, bs: int, p_target: float, gen: torch.Generator, balanced: bool = False):
