@@ -1,5 +1,8 @@
 """Training of the conditional patch generator (``rbf train cond_patch``), checkpoint I/O.
 
+Embedding victims (re-ID, faces) train with identity targets as below; classifier victims
+(affect heads with logits) take the class-target path of ``classes.py`` through the same loop.
+
 One step: draw ``batch_size`` training frames; each row is an impersonation row with
 probability ``p_target`` (target = another training identity, conditioned on the normalised
 mean of a random subset of 1..16 of its frames, so the generator sees target embeddings as
