@@ -209,6 +209,18 @@ def timed_attack(attack: Callable | None, victim, images: Tensor, targets: Tenso
     return torch.cat(out), seconds, counted.images_seen
 
 
+def attack_and_measure(attack: Callable | None, victim, images: Tensor, targets: Tensor | None,
+                       batch_size: int, device: str, desc: str):
+    """:func:`timed_attack`, plus the attack's distance kind and the mean perturbation size.
+
+    Returns (adversarial images, attack seconds, images seen, kind, size); size 0 for no attack.
+    """
+    x_adv, seconds, seen = timed_attack(attack, victim, images, targets, batch_size, device, desc)
+    kind = getattr(attack, "distance", "linf")
+    pert = perturbation_size(images, x_adv, kind) if attack is not None else 0.0
+    return x_adv, seconds, seen, kind, pert
+
+
 def perturbation_size(clean: Tensor, adv: Tensor, kind: str) -> float:
     """Mean per-image L-inf, L2, or changed-pixel fraction (``patch``)."""
     d = (adv - clean).flatten(1)

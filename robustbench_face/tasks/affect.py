@@ -41,7 +41,7 @@ import torch
 from ..errors import InputError
 from ..metrics import affect as M
 from ..metrics.verification import bootstrap_ci
-from ..runner import perturbation_size, timed_attack
+from ..runner import attack_and_measure
 
 log = logging.getLogger(__name__)
 
@@ -336,10 +336,8 @@ def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
     targets = None
     if mode == "targeted":
         targets = target_tensor(kinds[names[0]], goals[names[0]], torch.from_numpy(clean[names[0]]))
-    x_adv, seconds, seen = timed_attack(attack, attacked, x, targets, bs, dev,
-                                        desc=f"{cfg.attack} on {attacked.name}")
-    kind = getattr(attack, "distance", "linf")
-    pert = perturbation_size(x, x_adv, kind) if attack is not None else 0.0
+    x_adv, seconds, seen, kind, pert = attack_and_measure(attack, attacked, x, targets, bs, dev,
+                                                          desc=f"{cfg.attack} on {attacked.name}")
 
     rows = []
     for n in names:

@@ -50,7 +50,7 @@ from ..datasets._base import Sample, read_image
 from ..datasets.lfw_pairs import make_pairs
 from ..errors import DataError, InputError
 from ..metrics import verification as V
-from ..runner import perturbation_size, timed_attack
+from ..runner import attack_and_measure
 from .reid import embed
 
 log = logging.getLogger(__name__)
@@ -262,8 +262,7 @@ def attack_pairs(cfg, mode, attack, victims, chips, emb, ia, ib, same, thr, far)
     if mode == "impersonation":  # the partner's clean embedding on the attacked victim
         t = torch.from_numpy(emb[names[0]][ib[sel]]).to(x.dtype)
         targets = F.normalize(t, dim=1)
-    x_adv, seconds, seen = timed_attack(attack, att, x, targets, bs, dev,
-                                        desc=f"{cfg.attack} on {att.name}")
-    pert = perturbation_size(x, x_adv, getattr(attack, "distance", "linf"))
+    x_adv, seconds, seen, _, pert = attack_and_measure(attack, att, x, targets, bs, dev,
+                                                       desc=f"{cfg.attack} on {att.name}")
     cols = _attack_cols(attack, mode, int(eligible.sum()), int(sel.size), seconds, seen, pert)
     return sel, cols, {n: embed(victims[n], x_adv, bs, dev) for n in names}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..metrics.reid import distance_matrix, evaluate_rank
-from ..runner import perturbation_size, timed_attack
+from ..runner import attack_and_measure
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,8 @@ def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
         means = {p: feats_g[names[0]][g_pids == p].mean(0) for p in np.unique(target_pids)}
         t = torch.tensor(np.stack([means[p] for p in target_pids]), dtype=xq.dtype)
         targets = torch.nn.functional.normalize(t, dim=1)
-    x_adv, seconds, seen = timed_attack(attack, attacked, xq, targets, bs, dev,
-                                        desc=f"{cfg.attack} on {names[0]}")
-    kind = getattr(attack, "distance", "linf")
-    pert = perturbation_size(xq, x_adv, kind) if attack is not None else 0.0
+    x_adv, seconds, seen, kind, pert = attack_and_measure(attack, attacked, xq, targets, bs, dev,
+                                                          desc=f"{cfg.attack} on {names[0]}")
 
     rows = []
     for n in names:
