@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_face.metrics.reid import distance_matrix, evaluate_rank, faiss_rank
+from robustbench_face.metrics.reid import distance_matrix, evaluate_rank, faiss_rank, map_floor
 
 from conftest import needs_mars, needs_osnet
 
@@ -28,6 +28,19 @@ def test_equals_torchreid_on_random(seed):
     r = evaluate_rank(d, qp, gp, qc, gc, max_rank=50)
     assert abs(r.map - m) < 1e-6
     np.testing.assert_allclose(r.cmc, cmc, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_map_floor_is_torchreid_map_of_the_worst_ranking(seed):
+    _, qp, gp, qc, gc = _random_case(seed)
+    worst = (gp[None] == qp[:, None]).astype(float)  # every correct match ranked last
+    _, m = torchreid_rank(worst, qp, gp, qc, gc, max_rank=50, use_cython=False)
+    assert map_floor(qp, gp, qc, gc) == pytest.approx(m, abs=1e-9)
+    gp[:5] = -1  # junk (torchreid has no junk rule): against our own evaluate_rank
+    worst = (gp[None] == qp[:, None]).astype(float)
+    assert map_floor(qp, gp, qc, gc) == pytest.approx(evaluate_rank(worst, qp, gp, qc, gc).map, abs=1e-9)
+    assert map_floor(qp, gp, qc, gc) <= evaluate_rank(np.random.default_rng(seed).random(worst.shape),
+                                                      qp, gp, qc, gc).map
 
 
 def test_junk_is_ignored_and_distractors_kept():

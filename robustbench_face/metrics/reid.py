@@ -140,3 +140,28 @@ def evaluate_rank(
     cmc = (first_hit[valid, None] <= ks[None, :]).mean(0) if n_valid else np.zeros(max_rank)
     mean_ap = float(np.nanmean(aps)) if n_valid else float("nan")
     return RankResult(mean_ap, cmc.astype(np.float64), aps, valid & (first_hit == 1), n_valid)
+
+
+def map_floor(q_pids: ArrayLike, g_pids: ArrayLike, q_camids: ArrayLike, g_camids: ArrayLike,
+              target_pids: ArrayLike | None = None) -> float:
+    """The lowest mAP any ranking can score: every correct match ranked after every wrong one.
+
+    Under the same rules as :func:`evaluate_rank` (same-pid-same-camera and junk removed,
+    queries without a match skipped), a query with ``m`` correct matches among ``n`` ranked
+    gallery items has at least ``AP = (1/m) * sum_{k=1..m} k / (n - m + k)``, about ``m / 2n``.
+    On a small gallery this floor is far from 0: an evasion mAP below it is impossible, so an
+    evasion result reads against it, not against 0.
+
+    >>> round(map_floor([1], [1, 2, 1], [0], [1, 1, 1]), 4)  # matches at ranks 2 and 3
+    0.5833
+    >>> round(map_floor([1, 1], [1, 2, 3, 1], [0, 0], [1, 1, 1, 1]), 4)
+    0.4167
+    """
+    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
+    q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    rel_pids = q_pids if target_pids is None else np.asarray(target_pids)
+    keep = ~((g_pids[None] == q_pids[:, None]) & (g_camids[None] == q_camids[:, None])) & (g_pids[None] != -1)
+    m = ((g_pids[None] == rel_pids[:, None]) & keep).sum(1)
+    n = keep.sum(1)
+    aps = [np.mean(np.arange(1, mi + 1) / (ni - mi + np.arange(1, mi + 1))) for mi, ni in zip(m, n) if mi]
+    return float(np.mean(aps)) if aps else float("nan")

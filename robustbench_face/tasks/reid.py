@@ -2,6 +2,8 @@
 
 * **evasion**: the attack pushes each query away from its clean embedding. ``success_rate`` is
   the fraction of queries matched correctly at rank 1 before the attack that are not after it.
+  ``map_floor`` is the lowest mAP any ranking of this gallery allows (every true match ranked
+  last; :func:`..metrics.reid.map_floor`): on a small gallery it is far from 0.
 * **impersonation**: each query gets a target identity by a seeded rule
   (``numpy.random.default_rng(seed)``, uniform over gallery identities other than the query's
   own, junk and distractors excluded, drawn in query order). The attack pulls the query
@@ -21,7 +23,7 @@ import logging
 import numpy as np
 import torch
 
-from ..metrics.reid import distance_matrix, evaluate_rank
+from ..metrics.reid import distance_matrix, evaluate_rank, map_floor
 from ..runner import attack_and_measure
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
     x_adv, seconds, seen, kind, pert = attack_and_measure(attack, attacked, xq, targets, bs, dev,
                                                           desc=f"{cfg.attack} on {names[0]}")
 
+    floor = map_floor(q_pids, g_pids, q_cams, g_cams)  # the lowest mAP any ranking can reach
     rows = []
     for n in names:
         fq, fa = embed(victims[n], xq, bs, dev), embed(victims[n], x_adv, bs, dev)
@@ -84,6 +87,7 @@ def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
         else:
             was_right = clean.rank1_hit
             row["success_rate"] = float((was_right & ~adv.rank1_hit).sum() / max(was_right.sum(), 1))
+            row["map_floor"] = floor
         rows.append(row)
         log.info("%s on %s: clean mAP %.3f -> adv mAP %.3f", cfg.attack, victims[n].name, clean.map, adv.map)
     return rows
