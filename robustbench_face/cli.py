@@ -39,7 +39,7 @@ def run(
     eot_draws: int = typer.Option(10, help="EOT draws for randomised defenses in the adaptive attack"),
     sanity: bool = typer.Option(False, help="also craft on the undefended victim (transfer red flag)"),
     far: float = typer.Option(1e-3, help="faces: FAR at which the threshold is calibrated on clean pairs"),
-    split: Optional[str] = typer.Option(None, help="affect: evaluate only this split (e.g. orl's holdout people)"),
+    split: Optional[str] = typer.Option(None, help="affect / face: evaluate only this split (e.g. orl's holdout people)"),
 ):
     """Attack a victim on a dataset, score every victim, append rows to the results CSV."""
     from .runner import RunConfig, parse_kv

@@ -55,7 +55,7 @@ class RunConfig:
     eot_draws: int = 10  # EOT draws for randomised defenses in the adaptive attack
     sanity: bool = False  # also craft on the undefended victim (transfer red flag)
     far: float = 1e-3  # faces: false-accept rate of the verification threshold (clean pairs)
-    split: str | None = None  # affect: evaluate only this split (default: the task's rule)
+    split: str | None = None  # affect / face: evaluate only this split (default: the task's rule)
 
 
 def parse_value(text: str) -> Any:
@@ -270,9 +270,9 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
     out_kind = getattr(victims[cfg.victim], "output", "embedding")
     task = "affect" if out_kind != "embedding" else ds.task
     mode = validate(cfg, task)
-    if cfg.split is not None and task != "affect":
-        raise InputError(f"--split applies to affect runs; {task} runs follow the dataset's "
-                         "own query/gallery or pairs protocol")
+    if cfg.split is not None and task not in ("affect", "face"):
+        raise InputError(f"--split applies to affect and face runs; {task} runs follow the "
+                         "dataset's own query/gallery protocol")
     plain_attack = attack  # defenses: BPDA/EOT wrapper when needed; sanity checks (sanity.py)
     attack, adaptive = plan(attack, victims[cfg.victim], cfg.adaptive, cfg.eot_draws)
     tracker = LossTracker(attack, cfg.seed) if attack is not None else None

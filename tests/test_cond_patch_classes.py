@@ -111,14 +111,14 @@ def test_unknown_split_is_named(fer, tmp_path):
                       out=str(tmp_path / "r.csv")))
 
 
-def test_split_is_refused_outside_affect(tmp_path):
+def test_split_is_refused_for_reid(tmp_path):
     pytest.importorskip("torchreid")
     from conftest import have_asset
 
-    if not have_asset("weights", "osnet_x0_25_market1501.pth"):
-        pytest.skip("osnet weights not in RBF_HOME")
-    with pytest.raises(InputError, match="--split applies to affect runs"):
-        run(RunConfig(attack="none", victim="osnet_x0_25.market1501", dataset="orl", split="train",
+    if not have_asset("weights", "osnet_x0_25_market1501.pth") or not have_asset("datasets", "mini_mars"):
+        pytest.skip("osnet weights or mini-MARS not in RBF_HOME")
+    with pytest.raises(InputError, match="--split applies to affect and face runs"):
+        run(RunConfig(attack="none", victim="osnet_x0_25.market1501", dataset="mini_mars", split="train",
                       out=str(tmp_path / "r.csv")))
 
 

@@ -129,6 +129,18 @@ def test_pairs_rule_without_pairs_file():
     assert sum(not p.same for p in pairs) == 60 and {p.fold for p in pairs} == set(range(10))
 
 
+def test_pairs_of_one_split_use_only_its_people():
+    samples = [Sample(Path(f"p{i}/{j}.png"), i, split="train" if i < 20 else "holdout")
+               for i in range(26) for j in range(3)]
+    ds = ImageDataset("toy", Path("."), samples, "face")
+    pairs, rule = build_pairs(type("C", (), {"seed": 3, "split": "holdout"})(), ds)
+    people = {p.a.parent.name for p in pairs} | {p.b.parent.name for p in pairs}
+    assert people == {f"p{i}" for i in range(20, 26)} and "split=holdout" in rule
+    assert {p.fold for p in pairs} == set(range(3))  # 6 people: 3 folds of 2
+    with pytest.raises(DataError, match="nope"):
+        build_pairs(type("C", (), {"seed": 3, "split": "nope"})(), ds)
+
+
 def test_choose_attacked_is_seeded_and_limited():
     ok = np.arange(50) % 3 == 0
     a, b = choose_attacked(ok, 5, seed=1), choose_attacked(ok, 5, seed=1)

@@ -8,6 +8,8 @@ embeddings. Protocol (``docs/face.md``):
   ``seed=cfg.seed`` and 10 identity-disjoint folds: every genuine pair and as many impostor
   pairs when that is at most ``MAX_PAIRS`` (ORL: 1800 + 1800), else ``MAX_PAIRS`` of each.
   ``--limit`` caps the number of *attacked* pairs; calibration always uses every pair.
+  ``--split S`` draws the pairs among that split's people only (ORL ``holdout``: the 10
+  people a learned attack never saw), with ``min(10, identities // 2)`` folds.
 * **Alignment.** Every image named by a pair is aligned with the attacked victim's
   ``alignment`` (``align_samples``, cached); undetected faces get the aligner's documented
   fallback and are counted in ``n_fallback``. Attacks run on these chips, so face patch
@@ -40,6 +42,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from dataclasses import replace
 from math import comb
 
 import numpy as np
@@ -61,6 +64,12 @@ N_BOOT = 1000
 
 def build_pairs(cfg, ds) -> tuple[list, str]:
     """The dataset's own pairs, else the seeded ``make_pairs`` rule (see module docstring)."""
+    split = getattr(cfg, "split", None)
+    if split is not None:  # only the people of one split (a learned attack's unseen people)
+        if ds.meta.get("pairs") is not None:
+            raise InputError(f"--split: dataset {ds.name!r} has a fixed pairs file; it cannot "
+                             "be restricted to one split")
+        ds = replace(ds, samples=ds.split(split))
     if ds.meta.get("pairs") is not None:
         pairs = list(ds.meta["pairs"])
         if not pairs:
@@ -72,8 +81,10 @@ def build_pairs(cfg, ds) -> tuple[list, str]:
             sizes[s.pid] = sizes.get(s.pid, 0) + 1
     n_gen = sum(comb(n, 2) for n in sizes.values())
     cap = None if n_gen <= MAX_PAIRS else MAX_PAIRS
-    pairs = make_pairs(ds, n_genuine=cap, n_impostor=cap, seed=cfg.seed)
-    return pairs, f"make_pairs(seed={cfg.seed},folds=10,{'all' if cap is None else cap} genuine)"
+    folds = 10 if split is None else max(1, min(10, len(sizes) // 2))
+    pairs = make_pairs(ds, n_genuine=cap, n_impostor=cap, seed=cfg.seed, folds=folds)
+    where = "" if split is None else f",split={split}"
+    return pairs, f"make_pairs(seed={cfg.seed},folds={folds},{'all' if cap is None else cap} genuine{where})"
 
 
 def _images(ds, pairs) -> list[Sample]:
