@@ -13,6 +13,8 @@ runner (``robustbench_face.runner.run``), so ``sec_per_query`` is comparable acr
 Attacked victim ``osnet_x0_25.market1501``; transfer victim ``osnet_x0_25.msmt17`` (never used
 in training or tuning); dataset mini-MARS (test identities, unseen in training); patch area is
 the 12.5% torso box for every method. Impersonation targets follow the runner's seeded rule.
+``map_floor`` (evasion rows) is the lowest mAP any ranking of this gallery allows: every true
+match ranked last (``metrics.reid.map_floor``); on mini-MARS's 494-image gallery it is 0.027.
 
     python benchmarks/cond_patch.py [--iter-limit 32] [--out benchmarks/results/cond_patch.csv]
 
@@ -31,7 +33,7 @@ import torch
 
 WB, BB = "osnet_x0_25.market1501", "osnet_x0_25.msmt17"
 COLS = ["method", "mode", "n_queries", "patch_area", "wb_clean_map", "wb_adv_map", "bb_clean_map",
-        "bb_adv_map", "wb_success", "bb_success", "wb_target_map", "bb_target_map", "sec_per_query",
+        "bb_adv_map", "map_floor", "wb_success", "bb_success", "wb_target_map", "bb_target_map", "sec_per_query",
         "attack_sec_per_query", "speedup_vs_patch_iter"]
 
 
@@ -45,6 +47,7 @@ def run_one(attack, mode, limit, attack_args, args):
     return {"method": attack, "mode": mode, "n_queries": wb["n_queries"],
             "patch_area": round(wb["perturbation"], 4), "wb_clean_map": wb["clean_map"],
             "wb_adv_map": wb["adv_map"], "bb_clean_map": bb["clean_map"], "bb_adv_map": bb["adv_map"],
+            "map_floor": wb.get("map_floor", ""),
             "wb_success": wb["success_rate"], "bb_success": bb["success_rate"],
             "wb_target_map": wb.get("target_map", ""), "bb_target_map": bb.get("target_map", ""),
             "sec_per_query": wb["sec_per_query"]}
@@ -92,6 +95,11 @@ def main(argv=None) -> list[dict]:
         with open(args.reuse_iter, newline="") as f:
             old = [r for r in csv.DictReader(f) if r["method"] == "patch_iter"]
         rows = [{k: _num(v) for k, v in r.items()} for r in old] + rows
+        n_iter = int(float(old[0]["n_queries"])) if old else None
+        for mode in ("evasion", "impersonation") if n_iter else ():  # like-for-like rows
+            same = run_one("cond_patch", mode, n_iter, cp, args)
+            same["method"] = f"cond_patch@{n_iter}q"
+            rows.append(same)
     pure = attack_seconds(args, cp, pu)
     iter_spq = next((r["sec_per_query"] for r in rows if r["method"] == "patch_iter"), None)
     for r in rows:
@@ -154,6 +162,9 @@ def figures(args, n: int = 6) -> None:
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     card = json.loads(ckpt.with_suffix(".json").read_text())
     hist, bs = card["history"], card.get("hparams", {}).get("batch_size", "?")
+    first = card.get("init_from_card", {}).get("history", [])  # a fine-tune: its start, first
+    if first:
+        hist = first + [{**h, "step": h["step"] + first[-1]["step"]} for h in hist]
     step = [h["step"] for h in hist]
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for key, label in [("loss", "training loss"), ("cos_self_evasion", "cos(adv, clean), evasion rows"),
@@ -162,6 +173,9 @@ def figures(args, n: int = 6) -> None:
                        ("sat_frac", "fraction of logits beyond +-z_max")]:
         if any(key in h for h in hist):
             ax.plot(step, [h.get(key, np.nan) for h in hist], label=label)
+    if first:
+        ax.axvline(first[-1]["step"], color="grey", ls="--", lw=0.8)
+        ax.text(first[-1]["step"], ax.get_ylim()[1], " attractor bank (2 bases)", fontsize=6, va="top")
     ax.set_xlabel(f"step (batch {bs}, train identities)"); ax.legend(fontsize=7); ax.grid(alpha=0.3)
     ax.set_title("cond_patch on osnet_x0_25.market1501 (EMA 0.9)", fontsize=9)
     fig.tight_layout(); fig.savefig("docs/cond_patch_training.png", dpi=110); plt.close(fig)

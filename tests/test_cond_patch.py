@@ -205,3 +205,73 @@ def test_saturation_and_contrast_losses():
     means = F.normalize(torch.eye(3, 8), dim=1)
     good, bad = contrast(means, means, torch.arange(3), 0.1), contrast(means, means, torch.tensor([1, 2, 0]), 0.1)
     assert (good < bad).all()
+
+
+BANK = GeneratorConfig(feat_channels=(4, 8, 8, 8), embed_dim=16, width=8, cond_dim=8, n_bases=3)
+
+
+def test_attractor_bank_round_trip_and_choice(tmp_path):
+    torch.manual_seed(2)
+    model = PatchGenerator(BANK)
+    with torch.no_grad():
+        model.anchors.copy_(F.normalize(torch.randn(3, 16), dim=1))
+    path = tmp_path / "bank.safetensors"
+    save_generator(path, model, {"attack": "cond_patch"})
+    loaded = load_generator(path)
+    assert loaded.cfg.n_bases == 3 and torch.allclose(loaded.anchors, model.anchors, atol=1e-3)
+    victim, x = FakeVictim(), torch.rand(4, 3, 256, 128)
+    with torch.no_grad():
+        src = victim(x)
+        far = loaded.choose(src)
+        assert torch.equal(far, (src @ loaded.anchors.T).argmin(1))  # evasion: the farthest anchor
+        out = CondPatch(checkpoint=path)(victim, x)
+        crops, pooled = encode_source(victim, x, loaded.region)
+        want = paste(x, loaded(crops, pooled, choice=far), loaded.region.box(256, 128))
+    assert torch.allclose(out, want)
+    with pytest.raises(ValueError, match="choice"):
+        loaded(crops, pooled)
+
+
+def test_single_base_generator_seeds_a_bank(tmp_path, tiny_ckpt):
+    from robustbench_face.attacks.cond_patch.train import _init_from
+
+    path, small = tiny_ckpt
+    bank = PatchGenerator(GeneratorConfig(**{**TINY.to_dict(), "n_bases": 2}))
+    _init_from(bank, str(path))
+    assert torch.allclose(bank.base[0], load_generator(path).base)
+    assert not torch.allclose(bank.base[1], bank.base[0])
+
+
+@needs_osnet
+@needs_mars
+def test_attractor_bank_trains_and_moves_its_anchors(tmp_path):
+    from robustbench_face.attacks.cond_patch.train import train
+
+    p = train([V], steps=3, out=str(tmp_path / "b.safetensors"), limit=8, batch_size=4, width=8,
+              cond_dim=16, eot=False, n_bases=2, explore=1.0, log_every=1)
+    model = load_generator(p)
+    assert model.cfg.n_bases == 2 and model.base.shape[0] == 2
+    assert torch.allclose(model.anchors.norm(dim=1), torch.ones(2), atol=1e-2)
+
+
+def test_card_names_a_face_generator_trained_on_aligned_train_chips():
+    path = default_checkpoint("dlib_resnet.v1")
+    assert path.name == "cond_patch.dlib_resnet.v1.safetensors" and path.stat().st_size < 2 << 20
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["split"] == "train" and card["dataset"] == "orl" and card["n_images"] == 300
+    assert load_generator(path).cfg.region == (0.30, 0.10, 0.16, 0.80)  # eyeglass
+
+
+def test_face_run_on_holdout_people(tmp_path):
+    """`rbf run --attack cond_patch --victim dlib_resnet --split holdout` on unseen ORL people."""
+    from robustbench_face.errors import AssetError
+    from robustbench_face.runner import RunConfig, run
+
+    try:
+        rows = run(RunConfig(attack="cond_patch", victim="dlib_resnet", dataset="orl", split="holdout",
+                             mode="dodging", limit=4, far=0.01, out=str(tmp_path / "r.csv")))
+    except AssetError as exc:
+        pytest.skip(f"ORL or dlib weights unavailable: {exc}")
+    r = rows[0]
+    assert "split=holdout" in r["pairs_rule"] and r["n_genuine"] == 450
+    assert r["perturbation"] == pytest.approx(0.128, abs=2e-3) and 0 <= r["success_rate"] <= 1

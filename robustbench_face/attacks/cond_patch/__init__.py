@@ -95,8 +95,10 @@ class CondPatch:
         if got != tuple(model.cfg.feat_channels):
             raise InputError(f"cond_patch checkpoint {self.checkpoint} expects feature channels "
                              f"{model.cfg.feat_channels}, victim {victim.name!r} gives {got}")
+        t = self._target_embedding(victim, images, target)
         with torch.no_grad():
-            return model(crops, pooled, self._target_embedding(victim, images, target))
+            choice = model.choose(victim(images).float(), t) if model.cfg.n_bases > 1 else None
+            return model(crops, pooled, t, choice=choice)
 
     def _target_embedding(self, victim, images: Tensor, target: Tensor | None) -> Tensor | None:
         if target is None:

@@ -38,6 +38,14 @@ direct target path, so the target does not have to squeeze through FiLM alone. T
 [0.018, 0.982] and its gradient never vanishes. About 0.82 M parameters at ``width=32``
 (0.43 M decoder + 0.39 M target map).
 
+Attractor bank (``cfg.n_bases`` = K > 1): ``base`` becomes K logit images and every row adds
+one of them, ``choice`` (see :meth:`PatchGenerator.choose`): an evasion row takes the base whose
+*anchor* (a buffer: the mean patched embedding that base produces, tracked during training)
+is farthest from the source's clean embedding, an impersonation row the base whose anchor is
+nearest the target. Why: with one base every patched query becomes the same "patch person",
+and the people who already look like it stay matched (the evasion mAP floor of the single-base
+generator, ``docs/cond_patch.md``). The choice costs one victim forward on the clean source.
+
 Why bounded (``cfg.bounded``, the fix for the shipped model's collapse): the first network was
 ``sigmoid(base + residual)`` with an unbounded condition MLP and FiLM. Within 40 steps the
 condition's norm grew from 0.6 to 19, FiLM amplified the decoder, the residual logits reached
@@ -78,6 +86,11 @@ class GeneratorConfig:
     # What the target condition is: "embedding" (an identity's embedding, re-ID / faces) or
     # "class" (a one-hot class of a classifier victim, embed_dim = number of classes).
     condition: str = "embedding"
+    # Attractor bank: K learned base logit images instead of one. Each row starts from the base
+    # whose anchor (the mean patched embedding it produces, a buffer kept in the checkpoint)
+    # lies farthest from the source's clean embedding (evasion) or nearest the target
+    # (impersonation); see ``choose``. 1 = one universal base (every earlier checkpoint).
+    n_bases: int = 1
     extra: dict = field(default_factory=dict)  # free-form provenance (never read by the net)
 
     def to_dict(self) -> dict:
@@ -95,7 +108,13 @@ class GeneratorConfig:
 
 
 def crop_maps(maps: list[Tensor], region: Region) -> tuple[list[Tensor], Tensor]:
-    """The part of each feature map under ``region``, plus the global mean of the deepest map."""
+    """The part of each feature map under ``region``, plus the global mean of the deepest map.
+
+    The decoder takes four scales: an extractor with more maps (dlib's ResNet has five, down
+    to 2x2) gives its three shallowest and its deepest.
+    """
+    if len(maps) > 4:
+        maps = [*maps[:3], maps[-1]]
     crops = []
     for m in maps:
         y0, x0, ph, pw = region.box(*m.shape[-2:])
@@ -152,7 +171,10 @@ class PatchGenerator(nn.Module):
             nn.init.normal_(self.head.weight, std=0.01)
         else:
             nn.init.zeros_(self.head.weight)                                  # start universal
-        self.base = nn.Parameter(torch.randn(3, *cfg.patch_size) * (0.5 if b else 1.0))
+        shape = (3, *cfg.patch_size) if cfg.n_bases == 1 else (cfg.n_bases, 3, *cfg.patch_size)
+        self.base = nn.Parameter(torch.randn(shape) * (0.5 if b else 1.0))
+        if cfg.n_bases > 1:
+            self.register_buffer("anchors", torch.zeros(cfg.n_bases, cfg.embed_dim))
         if cfg.target_map:  # zero-init last layer: starts as the plain decoder
             self.tmap = nn.Linear(cfg.embed_dim, 3 * cfg.target_map ** 2)
             nn.init.zeros_(self.tmap.weight); nn.init.zeros_(self.tmap.bias)
@@ -170,13 +192,43 @@ class PatchGenerator(nn.Module):
         c = self.cond(torch.cat([t, pooled, flag], 1))
         return (c, t) if with_t else c
 
+    def choose(self, source: Tensor, target: Tensor | None = None,
+               is_target: Tensor | None = None) -> Tensor | None:
+        """Which base each row starts from (None with a single base).
+
+        Evasion rows take the base whose anchor is *farthest* from the source's clean embedding
+        (``source``, (N, D)): one universal attractor leaves matched exactly the people who
+        already look like it, so each source is sent to the attractor least like itself.
+        Impersonation rows take the base whose anchor is *nearest* the target.
+
+        >>> g = PatchGenerator(GeneratorConfig(embed_dim=2, n_bases=2))
+        >>> g.anchors.copy_(torch.eye(2))
+        tensor([[1., 0.],
+                [0., 1.]])
+        >>> g.choose(torch.tensor([[1.0, 0.1], [0.1, 1.0]])).tolist()
+        [1, 0]
+        >>> g.choose(torch.tensor([[1.0, 0.1]]), torch.tensor([[1.0, 0.0]])).tolist()
+        [0]
+        """
+        if self.cfg.n_bases == 1:
+            return None
+        far = (F.normalize(source.float(), dim=1) @ self.anchors.T).argmin(1)
+        if target is None:
+            return far
+        near = (F.normalize(target.float(), dim=1) @ self.anchors.T).argmax(1)
+        return near if is_target is None else torch.where(is_target, near, far)
+
     def forward(self, crops: list[Tensor], pooled: Tensor, target: Tensor | None = None,
-                is_target: Tensor | None = None, return_logits: bool = False):
+                is_target: Tensor | None = None, return_logits: bool = False,
+                choice: Tensor | None = None):
         """Patches (N, 3, *patch_size) in [0, 1] (and the raw logits if ``return_logits``).
 
         ``target`` (N, D) embeddings or None (evasion for all). ``is_target`` (N,) bool mixes
         both in one batch during training: rows where it is False use the null condition.
+        ``choice`` (N,) base indices, required with more than one base (see ``choose``).
         """
+        if self.cfg.n_bases > 1 and choice is None:
+            raise ValueError(f"this generator has {self.cfg.n_bases} bases: pass choice= (see choose)")
         if target is not None and is_target is not None:
             c_t, t_t = self.condition(target, pooled, True)
             c_0, t_0 = self.condition(None, pooled, True)
@@ -192,7 +244,7 @@ class PatchGenerator(nn.Module):
         h = self.b16(torch.cat([rs(h, 4), rs(f2, 4)], 1), cond)
         h = self.b32(torch.cat([rs(h, 2), rs(f1, 2)], 1), cond)
         h = self.b64(rs(h, 1), cond)
-        z = self.base + self.head(h)
+        z = (self.base if choice is None or self.cfg.n_bases == 1 else self.base[choice]) + self.head(h)
         if self.cfg.target_map:
             k = self.cfg.target_map
             z = z + F.interpolate(self.tmap(t).view(-1, 3, k, k), size=(ph, pw), mode="bilinear",

@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import InputError
 from .._eot import EOTConfig, paste_eot
-from .._regions import parse_region
+from .._regions import parse_region, paste
 from .classes import prepare_class_data, step_classes
 from .generator import GeneratorConfig, PatchGenerator, count_params, crop_maps
 from .losses import LossWeights, patch_loss, saturation, tv
@@ -84,8 +85,9 @@ def load_split(dataset: str, split: str, data_root: str | None, limit: int | Non
 def embed_samples(ds, samples: list, surrogates: list, device: str, region=None, chunk: int = 32):
     """uint8 images, every surrogate's outputs, and the first one's region crops + pooled map."""
     imgs, outs, crops, pooled = [], [[] for _ in surrogates], [], []
+    chips = _aligned_chips(surrogates[0], samples)
     for i in range(0, len(samples), chunk):
-        x = ds.load(samples[i:i + chunk]).to(device)
+        x = (ds.load(samples[i:i + chunk]) if chips is None else chips[i:i + chunk]).to(device)
         imgs.append((x * 255).round().to(torch.uint8).cpu())
         for k, v in enumerate(surrogates):
             outs[k].append(v(x).float().cpu())
@@ -96,14 +98,31 @@ def embed_samples(ds, samples: list, surrogates: list, device: str, region=None,
     return torch.cat(imgs), [torch.cat(o) for o in outs], crops, torch.cat(pooled) if pooled else None
 
 
+def _aligned_chips(extractor, samples: list) -> Tensor | None:
+    """Face victims train on the chips they are attacked on (the face runner aligns every image
+    with the attacked victim's ``alignment``), so a face region (``eyeglass``...) covers the
+    same landmarks in training and at test time. None for victims without an alignment."""
+    name = getattr(extractor, "alignment", None)
+    if name is None:
+        return None
+    from ...align import align_samples
+    from ...datasets._base import read_image
+
+    chips, _ = align_samples(name, samples, lambda s: read_image(s.path))
+    return chips
+
+
 def prepare_data(surrogates: list, dataset: str, split: str, data_root: str | None, device: str,
                  region=None, limit: int | None = None) -> TrainData:
     """Load ``split`` as uint8 and embed it once on every surrogate (+ extractor crops)."""
     ds, samples = load_split(dataset, split, data_root, limit)
-    ids = sorted({s.pid for s in samples if s.pid > 0})
+    # re-ID marks distractors with pid 0 and junk with -1; in face / identity-folder datasets
+    # pid 0 is a person (ORL's s1)
+    first = 1 if getattr(ds, "task", "reid") == "reid" else 0
+    ids = sorted({s.pid for s in samples if s.pid >= first})
     if len(ids) < 2:
         raise InputError(f"{dataset}/{split}: need >= 2 identities to train, found {len(ids)}")
-    keep = [s for s in samples if s.pid > 0]
+    keep = [s for s in samples if s.pid >= first]
     imgs, emb, crops, pooled = embed_samples(ds, keep, surrogates, device, region)
     pids = torch.tensor([ids.index(s.pid) for s in keep])
     means = [torch.nn.functional.normalize(torch.stack([e[pids == k].mean(0) for k in range(len(ids))]), dim=1)
@@ -170,7 +189,8 @@ DEFAULTS: dict[str, Any] = dict(batch_size=8, lr=1e-3, base_lr=0.01, p_target=0.
                                 z_max=4.0, target_map=16, balanced=True, log_every=10, save_every=100,
                                 limit=None, threads=None, init_base=None, data_cache=None,
                                 adam_eps=1e-8, rank=0.0, rank_tau=0.05, init_from=None,
-                                kappa=1.0, diverse=0.0)
+                                kappa=1.0, diverse=0.0, n_bases=1, explore=0.25, anchor_momentum=0.9,
+                                separate=1.0, init_bases=None)
 
 
 def _split_hparams(hp: dict) -> dict:
@@ -200,6 +220,9 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
         raise InputError(f"cond_patch train: victim {victims[0]!r} has a {kind!r} head; training "
                          "supports embedding victims (identity targets) and logits (class targets)")
     prep, step_fn = (prepare_data, _step) if kind == "embedding" else (prepare_class_data, step_classes)
+    if kind != "embedding" and int(hp["n_bases"]) > 1:
+        raise InputError("cond_patch train: n_bases > 1 (the attractor bank) needs an embedding "
+                         f"victim; {victims[0]!r} is a classifier")
     t0 = time.perf_counter()
     data = _cached_data(hp["data_cache"], prep, surrogates, dataset, split, data_root, device,
                         region, hp["limit"])
@@ -210,7 +233,8 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
                           width=int(hp["width"]), cond_dim=int(hp["cond_dim"]),
                           region=(region.top, region.left, region.height, region.width),
                           z_max=float(hp["z_max"]), target_map=int(hp["target_map"]),
-                          condition="embedding" if kind == "embedding" else "class")
+                          condition="embedding" if kind == "embedding" else "class",
+                          n_bases=int(hp["n_bases"]))
     model = PatchGenerator(cfg).to(device)
     if hp["init_base"]:  # warm start: the universal patch is the generator's starting point
         _init_base(model, hp["init_base"])
@@ -233,6 +257,10 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sched.load_state_dict(st["sched"])
         gen.set_state(st["gen"]); start, history, wall = st["step"], st["history"], st["wall"]
         log.info("resumed %s at step %d", state_path, start)
+    elif cfg.n_bases > 1:
+        if hp["init_bases"]:
+            _init_bases(model, data, hp["init_bases"], device)
+        _init_anchors(model, surrogates[0], data, box, device)
     prep_s = time.perf_counter() - t0
 
     def card() -> dict:
@@ -292,11 +320,64 @@ def _init_base(model: PatchGenerator, path: str) -> None:
 
 
 def _init_from(model: PatchGenerator, path: str) -> None:
+    """Every weight from an earlier generator of the same shape. A single-base generator may
+    seed an attractor bank: its base becomes base 0, the others keep their random start."""
     src = load_generator(path)
-    if src.cfg.to_dict() | {"extra": {}} != model.cfg.to_dict() | {"extra": {}}:
+    free = {"extra": {}, "n_bases": 1}
+    if src.cfg.to_dict() | free != model.cfg.to_dict() | free or src.cfg.n_bases not in (1, model.cfg.n_bases):
         raise InputError(f"init_from {path}: generator config {src.cfg.to_dict()} differs from "
                          f"this run's {model.cfg.to_dict()}")
-    model.load_state_dict(src.state_dict())
+    sd = src.state_dict()
+    if src.cfg.n_bases != model.cfg.n_bases:
+        base = model.base.detach().clone()
+        base[0] = sd.pop("base")
+        sd["base"] = base
+        sd["anchors"] = model.anchors
+    model.load_state_dict(sd)
+
+
+@torch.no_grad()
+def _init_bases(model: PatchGenerator, data: TrainData, paths: str, device: str, n: int = 64) -> None:
+    """Bases 1, 2, ... start so that an evasion row's patch *is* the given universal patch
+    (``patch_universal`` checkpoints, comma-separated; ``random:SEED`` is an 8x8 grid of random
+    colours): base = logit(patch) minus the network's
+    mean evasion residual. In a trained generator the decoder and the null target map carry
+    almost all of the universal patch (|logit| 2.8 against 0.3 for ``base``), so a random base
+    barely moves the attractor; independently trained universal patches are distinct ones
+    (patched-embedding cos 0.31 between ``patch_universal``'s and ``cond_patch``'s)."""
+    from ..patch_universal import load_patch
+
+    paths = [p for p in str(paths).split(",") if p]
+    if len(paths) > model.cfg.n_bases - 1:
+        raise InputError(f"init_bases: {len(paths)} patches for {model.cfg.n_bases - 1} free bases")
+    idx = torch.linspace(0, len(data.pids) - 1, n).long()
+    crops = [c[idx].to(device).float() for c in data.crops]
+    zero = torch.zeros(n, dtype=torch.long, device=device)
+    _, z = model(crops, data.pooled[idx].to(device), choice=zero, return_logits=True)
+    resid = (z - model.base[0]).mean(0)
+    for k, path in enumerate(paths, start=1):
+        if path.startswith("random:"):  # a fresh start of its own, for a basin not yet found
+            g = torch.Generator().manual_seed(int(path.split(":", 1)[1]))
+            small = torch.rand(1, 3, 8, 8, generator=g)
+            patch = F.interpolate(small, size=model.cfg.patch_size, mode="nearest")[0]
+        else:
+            patch, _ = load_patch(path)
+        if tuple(patch.shape[-2:]) != tuple(model.cfg.patch_size):
+            raise InputError(f"init_bases {path}: patch {tuple(patch.shape)} vs generator {model.cfg.patch_size}")
+        model.base[k] = torch.logit(patch.clamp(0.02, 0.98)).to(device) - resid
+
+
+@torch.no_grad()
+def _init_anchors(model: PatchGenerator, extractor, data: TrainData, box, device: str, n: int = 32) -> None:
+    """Each base's anchor: the mean patched embedding (extractor) of ``n`` evasion rows."""
+    idx = torch.linspace(0, len(data.pids) - 1, n).long()
+    x = data.images[idx].to(device).float() / 255
+    crops = [c[idx].to(device).float() for c in data.crops]
+    for k in range(model.cfg.n_bases):
+        choice = torch.full((n,), k, dtype=torch.long, device=device)
+        patch = model(crops, data.pooled[idx].to(device), choice=choice)
+        emb = torch.nn.functional.normalize(extractor(paste(x, patch, box)).float(), dim=1)
+        model.anchors[k] = torch.nn.functional.normalize(emb.mean(0), dim=0)
 
 
 def _step(model, surrogates, data: TrainData, hp, w_loss, eot, box, gen, device):
@@ -306,18 +387,24 @@ def _step(model, surrogates, data: TrainData, hp, w_loss, eot, box, gen, device)
     crops = [c[idx].to(device).float() for c in data.crops]
     pooled = data.pooled[idx].to(device)
     is_t = is_t.to(device)
-    patch, z = model(crops, pooled, targets[0].to(device), is_t, return_logits=True)
+    choice = _choose(model, data.emb[0][idx].to(device), targets[0].to(device), is_t, hp, gen)
+    patch, z = model(crops, pooled, targets[0].to(device), is_t, return_logits=True, choice=choice)
     x_adv = paste_eot(x, patch, box, gen, eot)
-    total, logs = 0.0, {}
+    total, logs, extra = 0.0, {}, {}
     for k, v in enumerate(surrogates):
         emb = v(x_adv)
+        if k == 0 and choice is not None:
+            sep = _separation(model, emb, choice)
+            total = total + float(hp["separate"]) * (sep * ~is_t).sum() / max(int((~is_t).sum()), 1)
+            extra["separation"] = float(sep.detach().mean())
+            _update_anchors(model, emb, choice, ~is_t, float(hp["anchor_momentum"]))
         src = data.means[k][data.pids[idx]].to(device)
         decoy = data.means[k][other].to(device)
         l, lg = patch_loss(emb, data.emb[k][idx].to(device), src, targets[k].to(device), decoy, is_t, w_loss,
                            data.means[k].to(device), other.to(device), data.pids[idx].to(device))
         total = total + l.mean() / len(surrogates)
         if k == 0:
-            logs = lg
+            logs = {**lg, **extra}
     total = total + w_loss.tv * tv(patch).mean()
     if w_loss.sat:
         total = total + w_loss.sat * saturation(z, model.cfg.z_max).mean()
@@ -325,6 +412,38 @@ def _step(model, surrogates, data: TrainData, hp, w_loss, eot, box, gen, device)
         logs["sat_frac"] = float((z.abs() > model.cfg.z_max).float().mean())
         logs["patch_std"] = float(patch.std(0).mean()) if len(patch) > 1 else 0.0
     return total, logs
+
+
+def _choose(model: PatchGenerator, clean: Tensor, target: Tensor, is_t: Tensor, hp, gen) -> Tensor | None:
+    """The inference rule (``PatchGenerator.choose``), except that a share ``explore`` of the
+    evasion rows get a random base, so that no base starves before its anchor means anything."""
+    choice = model.choose(clean, target, is_t)
+    if choice is None:
+        return None
+    rnd = (torch.rand(len(choice), generator=gen) < float(hp["explore"])).to(choice.device) & ~is_t
+    other = torch.randint(model.cfg.n_bases, (len(choice),), generator=gen).to(choice.device)
+    return torch.where(rnd, other, choice)
+
+
+def _separation(model: PatchGenerator, emb: Tensor, choice: Tensor) -> Tensor:
+    """Per row, the mean cos of its patched embedding to the *other* bases' anchors. Without
+    it every base trained on random sources converges to the same strongest attractor (anchor
+    cos 0.99 after 400 steps), and the bank is one attractor again."""
+    sims = torch.nn.functional.normalize(emb.float(), dim=1) @ model.anchors.T.clone()  # updated in place later
+    other = torch.ones_like(sims, dtype=torch.bool)
+    other[torch.arange(len(choice)), choice] = False
+    return (sims * other).sum(1) / other.sum(1)
+
+
+@torch.no_grad()
+def _update_anchors(model: PatchGenerator, emb: Tensor, choice: Tensor, evasion: Tensor, m: float) -> None:
+    """Moving average of where each base sends the evasion rows that used it."""
+    emb = torch.nn.functional.normalize(emb.detach().float(), dim=1)
+    for k in range(model.cfg.n_bases):
+        rows = evasion & (choice == k)
+        if rows.any():
+            a = m * model.anchors[k] + (1 - m) * emb[rows].mean(0)
+            model.anchors[k] = torch.nn.functional.normalize(a, dim=0)
 
 
 def _save_all(out_path, state_path, model, opt, sched, gen, step, history, wall, card) -> None:
