@@ -275,3 +275,28 @@ def test_face_run_on_holdout_people(tmp_path):
     r = rows[0]
     assert "split=holdout" in r["pairs_rule"] and r["n_genuine"] == 450
     assert r["perturbation"] == pytest.approx(0.128, abs=2e-3) and 0 <= r["success_rate"] <= 1
+
+
+@needs_osnet
+@needs_mars
+def test_any_backbone_as_the_extractor(tmp_path):
+    """-a extractor=NAME: the generator conditions on another registered backbone's maps."""
+    from robustbench_face import create_victim
+    from robustbench_face.attacks.cond_patch.train import train
+    from robustbench_face.registry import VICTIMS
+
+    VICTIMS.register("fake_backbone", summary="test backbone with OSNet-like maps")(lambda device="cpu": FakeVictim())
+    try:
+        p = train([V], steps=2, out=str(tmp_path / "e.safetensors"), limit=8, batch_size=4, width=8,
+                  cond_dim=16, eot=False, extractor="fake_backbone")
+        model = load_generator(p)
+        assert model.cfg.extractor == "fake_backbone" and model.cfg.feat_channels == (4, 8, 8, 8)
+        assert model.cfg.embed_dim == 512  # targets still live in the attacked victim's space
+        x = torch.rand(2, 3, 256, 128)
+        out = CondPatch(checkpoint=p)(create_victim(V), x)
+        assert out.shape == x.shape and not torch.equal(out, x)
+    finally:
+        VICTIMS.unregister("fake_backbone")
+    with pytest.raises(InputError, match="feature_maps"):
+        from robustbench_face.attacks.cond_patch.train import WithExtractor
+        WithExtractor(FakeVictim(), nn.Linear(2, 2))

@@ -12,6 +12,7 @@ Design choices (all in ``attacks/cond_patch.toml`` and ``docs/cond_patch.md``):
 
 * the frozen feature extractor is the attacked victim's own ``feature_maps`` (multi-scale
   maps; the same network the generator was trained on), so conditioning costs one forward pass;
+  a checkpoint trained with ``-a extractor=VICTIM`` names another backbone, built on first use;
 * ``target`` may be an (N, D) embedding (what the runner passes: the mean gallery embedding of
   the target identity on the attacked victim) or an (N, 3, H, W) batch of target images, which
   are embedded by the victim first; ``None`` means evasion (learned null condition);
@@ -66,6 +67,7 @@ class CondPatch:
         self.checkpoint = Path(checkpoint).expanduser() if checkpoint else None
         self.device = device
         self._model: PatchGenerator | None = None
+        self._backbone: tuple[str, object] | None = None  # (name, victim) of a named extractor
 
     def model_for(self, victim) -> PatchGenerator:
         if self._model is None:
@@ -87,18 +89,31 @@ class CondPatch:
             raise InputError(f"cond_patch checkpoint {self.checkpoint} was trained with "
                              f"{model.cfg.condition} targets; victim {getattr(victim, 'name', victim)!r} "
                              f"needs {want} targets: train one with rbf train cond_patch --victim ...")
-        if not hasattr(victim, "feature_maps"):
-            raise InputError(f"cond_patch: victim {getattr(victim, 'name', victim)!r} has no "
+        source = self._extractor(victim, model, images.device)
+        if not hasattr(source, "feature_maps"):
+            raise InputError(f"cond_patch: victim {getattr(source, 'name', source)!r} has no "
                              "feature_maps(); the generator conditions on its multi-scale features")
-        crops, pooled = encode_source(victim, images, model.region)
+        crops, pooled = encode_source(source, images, model.region)
         got = tuple(c.shape[1] for c in crops)
         if got != tuple(model.cfg.feat_channels):
             raise InputError(f"cond_patch checkpoint {self.checkpoint} expects feature channels "
-                             f"{model.cfg.feat_channels}, victim {victim.name!r} gives {got}")
+                             f"{model.cfg.feat_channels}, extractor {getattr(source, 'name', source)!r} gives {got}")
         t = self._target_embedding(victim, images, target)
         with torch.no_grad():
             choice = model.choose(victim(images).float(), t) if model.cfg.n_bases > 1 else None
             return model(crops, pooled, t, choice=choice)
+
+    def _extractor(self, victim, model: PatchGenerator, device):
+        """The checkpoint's feature extractor: the victim itself, or the backbone it names
+        (built once, on the images' device)."""
+        name = model.cfg.extractor
+        if not name:
+            return victim
+        if self._backbone is None or self._backbone[0] != name:
+            from ... import create_victim
+
+            self._backbone = (name, create_victim(name, device=str(device)))
+        return self._backbone[1]
 
     def _target_embedding(self, victim, images: Tensor, target: Tensor | None) -> Tensor | None:
         if target is None:

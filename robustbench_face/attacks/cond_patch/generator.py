@@ -91,6 +91,9 @@ class GeneratorConfig:
     # lies farthest from the source's clean embedding (evasion) or nearest the target
     # (impersonation); see ``choose``. 1 = one universal base (every earlier checkpoint).
     n_bases: int = 1
+    # The frozen feature extractor: None = the attacked victim's own feature_maps; else the
+    # registry name of another backbone (``-a extractor=``), built by the attack at inference.
+    extractor: str | None = None
     extra: dict = field(default_factory=dict)  # free-form provenance (never read by the net)
 
     def to_dict(self) -> dict:

@@ -64,6 +64,28 @@ class TrainData:
     members: list[Tensor] = field(default_factory=list)  # frame indices of each identity
 
 
+class WithExtractor(torch.nn.Module):
+    """A surrogate whose multi-scale ``feature_maps`` come from another backbone (``-a
+    extractor=VICTIM``): the generator conditions on that backbone's features, the losses on
+    the surrogate's own outputs. Both are frozen."""
+
+    def __init__(self, victim, extractor):
+        super().__init__()
+        if not hasattr(extractor, "feature_maps"):
+            raise InputError(f"cond_patch: extractor {getattr(extractor, 'name', extractor)!r} has no "
+                             "feature_maps(); pick a victim that exposes multi-scale maps")
+        self.victim, self.extractor = victim, extractor
+        for attr in ("name", "output", "alignment", "classes"):
+            if hasattr(victim, attr):
+                setattr(self, attr, getattr(victim, attr))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.victim(x)
+
+    def feature_maps(self, x: Tensor) -> list[Tensor]:
+        return self.extractor.feature_maps(x)
+
+
 def build_surrogates(names: list[str], device: str) -> list:
     from ... import create_victim
 
@@ -190,7 +212,7 @@ DEFAULTS: dict[str, Any] = dict(batch_size=8, lr=1e-3, base_lr=0.01, p_target=0.
                                 limit=None, threads=None, init_base=None, data_cache=None,
                                 adam_eps=1e-8, rank=0.0, rank_tau=0.05, init_from=None,
                                 kappa=1.0, diverse=0.0, n_bases=1, explore=0.25, anchor_momentum=0.9,
-                                separate=1.0, init_bases=None)
+                                separate=1.0, init_bases=None, extractor=None)
 
 
 def _split_hparams(hp: dict) -> dict:
@@ -212,9 +234,12 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
     region = parse_region(hp["region"])
     torch.manual_seed(seed)
     surrogates = build_surrogates(victims, device)
+    if hp["extractor"]:  # any backbone as the frozen feature extractor
+        surrogates[0] = WithExtractor(surrogates[0], build_surrogates([hp["extractor"]], device)[0])
     if not hasattr(surrogates[0], "feature_maps"):
         raise InputError(f"cond_patch: the first --victim {victims[0]!r} has no feature_maps(); "
-                         "it is the feature extractor and must expose multi-scale maps")
+                         "it is the feature extractor and must expose multi-scale maps "
+                         "(or name another backbone with -a extractor=VICTIM)")
     kind = getattr(surrogates[0], "output", "embedding")
     if kind not in ("embedding", "logits"):
         raise InputError(f"cond_patch train: victim {victims[0]!r} has a {kind!r} head; training "
@@ -234,7 +259,7 @@ def train(victims: list[str], dataset: str = "mini_mars", split: str = "train", 
                           region=(region.top, region.left, region.height, region.width),
                           z_max=float(hp["z_max"]), target_map=int(hp["target_map"]),
                           condition="embedding" if kind == "embedding" else "class",
-                          n_bases=int(hp["n_bases"]))
+                          n_bases=int(hp["n_bases"]), extractor=hp["extractor"] or None)
     model = PatchGenerator(cfg).to(device)
     if hp["init_base"]:  # warm start: the universal patch is the generator's starting point
         _init_base(model, hp["init_base"])
