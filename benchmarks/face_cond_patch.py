@@ -48,10 +48,15 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default="benchmarks/results/face_cond_patch.csv")
     ap.add_argument("--results", default="runs/face_cond_patch_runs.csv")
+    ap.add_argument("--figures", action="store_true", help="also draw docs/cond_patch_face_grid.png")
+    ap.add_argument("--figures-only", action="store_true", help="draw the figure, run nothing else")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.figures_only:
+        figure(a.checkpoint)
+        return []
     cp = {"checkpoint": a.checkpoint} if a.checkpoint else {}
     rows = []
     for mode in ("dodging", "impersonation"):
@@ -80,7 +85,49 @@ def main(argv=None) -> list[dict]:
         print(" | ".join(f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c, ""))
                          for c in SHOW))
     print(f"wrote {a.out}")
+    if a.figures:
+        figure(a.checkpoint)
     return rows
+
+
+def figure(checkpoint: str | None, n: int = 6, out: str = "docs/cond_patch_face_grid.png") -> None:
+    """Source / target / dodging / impersonation chips for ``n`` holdout people (never seen)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from robustbench_face import create_attack, create_victim, load_dataset
+    from robustbench_face.align import align_samples
+    from robustbench_face.datasets._base import read_image
+
+    ds = load_dataset("orl")
+    hold = ds.split("holdout")
+    src = [hold[10 * k] for k in range(n)]          # first face of n different people
+    tgt = [hold[10 * ((k + 1) % 10) + 3] for k in range(n)]  # another holdout person each
+    victim = create_victim(VICTIM)
+    read = lambda s: read_image(s.path)  # noqa: E731
+    xs, _ = align_samples(victim.alignment, src, read)
+    xt, _ = align_samples(victim.alignment, tgt, read)
+    attack = create_attack("cond_patch", **({"checkpoint": checkpoint} if checkpoint else {}))
+    with torch.no_grad():
+        dodge = attack(victim, xs)
+        imp = attack(victim, xs, xt)  # target images: embedded by the victim inside the attack
+        cos = lambda a, b: (victim(a) * victim(b)).sum(1)  # noqa: E731
+        c_clean, c_imp = cos(xs, xt), cos(imp, xt)
+        c_self = cos(dodge, xs)
+    cols = [("source", xs), ("target", xt), ("dodging", dodge), ("impersonation", imp)]
+    fig, axes = plt.subplots(len(cols), n, figsize=(n * 1.3, len(cols) * 1.5))
+    for r, (name, imgs) in enumerate(cols):
+        for c in range(n):
+            axes[r, c].imshow(imgs[c].permute(1, 2, 0).numpy()); axes[r, c].axis("off")
+            note = {"dodging": f"cos to self {c_self[c]:.2f}",
+                    "impersonation": f"cos to target {c_clean[c]:.2f}->{c_imp[c]:.2f}"}.get(name)
+            if note:
+                axes[r, c].set_title(note, fontsize=6)
+        axes[r, 0].text(0, -0.15, name, fontsize=8, transform=axes[r, 0].transAxes)
+    fig.suptitle("cond_patch on dlib_resnet, ORL holdout (unseen) people, eyeglass band", fontsize=8)
+    fig.tight_layout(); fig.savefig(out, dpi=100); plt.close(fig)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

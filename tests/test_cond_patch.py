@@ -300,3 +300,21 @@ def test_any_backbone_as_the_extractor(tmp_path):
     with pytest.raises(InputError, match="feature_maps"):
         from robustbench_face.attacks.cond_patch.train import WithExtractor
         WithExtractor(FakeVictim(), nn.Linear(2, 2))
+
+
+@needs_osnet
+@needs_mars
+def test_ensemble_of_surrogates_trains_and_is_recorded(tmp_path):
+    """--victim V --victim V2: the loss averages over surrogates; the first is the extractor."""
+    from robustbench_face.attacks.cond_patch.train import train
+    from robustbench_face.registry import VICTIMS
+
+    VICTIMS.register("fake_surrogate", summary="test surrogate, 16-d embeddings")(lambda device="cpu": FakeVictim())
+    try:
+        p = train([V, "fake_surrogate"], steps=2, out=str(tmp_path / "s.safetensors"), limit=8,
+                  batch_size=4, width=8, cond_dim=16, eot=False, log_every=1)
+    finally:
+        VICTIMS.unregister("fake_surrogate")
+    card = json.loads(p.with_suffix(".json").read_text())
+    assert card["surrogates"] == [V, "fake_surrogate"] and len(card["history"]) == 2
+    assert load_generator(p).cfg.feat_channels == (16, 64, 96, 128)  # OSNet x0.25's maps
