@@ -127,15 +127,21 @@ def leaderboard(results: str | os.PathLike, task: str | None = None, dataset: st
                 out: str | os.PathLike | None = None) -> list[dict[str, str]]:
     """Rank result rows: lowest adversarial score first (the strongest attack / weakest model).
 
+    Each mode is ranked on its own (an impersonation row's ``adv_map`` is not comparable with
+    an evasion row's), and targeted modes by their ``success_rate`` (highest first), since
+    their ``adv_map`` only says how far the query moved from its own identity.
     Rows of defended victims that were not evaluated adaptively are never ranked above
     adaptive rows of the same victim/defense (they are flagged ``adaptive=no``).
     """
     _, rows = read_rows(results)
     rows = [r for r in rows if (task is None or r.get("task") == task)
             and (dataset is None or r.get("dataset") == dataset)]
+    targeted = ("impersonation", "targeted")
 
     def metric(r):
-        for k in ("adv_map", "success_rate", "adv_rank1"):
+        order = ("success_rate", "adv_map", "adv_rank1") if r.get("mode") in targeted else \
+            ("adv_map", "success_rate", "adv_rank1")
+        for k in order:
             if r.get(k):
                 v = float(r[k])
                 return -v if k == "success_rate" else v
@@ -143,7 +149,7 @@ def leaderboard(results: str | os.PathLike, task: str | None = None, dataset: st
 
     def key(r):
         non_adaptive = r.get("defense", "none") not in ("", "none") and r.get("adaptive") != "yes"
-        return (r.get("task", ""), r.get("dataset", ""), non_adaptive, metric(r))
+        return (r.get("task", ""), r.get("dataset", ""), r.get("mode", ""), non_adaptive, metric(r))
 
     rows.sort(key=key)
     if out is not None:

@@ -51,3 +51,16 @@ def test_leaderboard_ranks_adaptive_rows_first(tmp_path):
     rows = leaderboard(p, out=tmp_path / "lb.csv")
     assert [r["adv_map"] for r in rows] == ["0.02", "0.3", "0.01"]
     assert (tmp_path / "lb.csv").exists()
+
+
+def test_leaderboard_ranks_each_mode_apart_and_targeted_modes_by_success(tmp_path):
+    p = tmp_path / "r.csv"
+    append_rows(p, [
+        {"task": "reid", "dataset": "d", "mode": "impersonation", "adv_map": 0.10, "success_rate": 0.1},
+        {"task": "reid", "dataset": "d", "mode": "evasion", "adv_map": 0.30, "success_rate": 0.9},
+        {"task": "reid", "dataset": "d", "mode": "impersonation", "adv_map": 0.40, "success_rate": 0.9},
+        {"task": "reid", "dataset": "d", "mode": "evasion", "adv_map": 0.05, "success_rate": 1.0},
+    ])
+    rows = leaderboard(p)
+    assert [(r["mode"], r["success_rate"]) for r in rows] == [
+        ("evasion", "1"), ("evasion", "0.9"), ("impersonation", "0.9"), ("impersonation", "0.1")]
