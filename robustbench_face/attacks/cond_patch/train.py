@@ -30,7 +30,6 @@ beside it (``<out>.json``: config, surrogates, data, seed, wall time, loss histo
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from .._eot import EOTConfig, paste_eot
 from .._regions import parse_region
 from .bank import choose_rows, init_anchors, init_bases, separation, update_anchors
 from .classes import prepare_class_data, step_classes
+from .checkpoint import load_generator, save_generator
 from .generator import GeneratorConfig, PatchGenerator, count_params, crop_maps
 from .losses import LossWeights, patch_loss, saturation, tv
 
@@ -175,33 +175,6 @@ def draw_batch(data: TrainData, bs: int, p_target: float, gen: torch.Generator, 
             rows.append(e[pick].mean(0))
         targets.append(torch.nn.functional.normalize(torch.stack(rows), dim=1))
     return idx, is_t, other, targets
-
-
-# --------------------------------------------------------------------------- checkpoints
-def save_generator(path: Path, model: PatchGenerator, card: dict) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().to(torch.float16).contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(sd, str(path), metadata={"config": json.dumps(model.cfg.to_dict()), "attack": "cond_patch"})
-    path.with_suffix(".json").write_text(json.dumps(card, indent=1, default=str) + "\n")
-
-
-def load_generator(path: str | Path, device: str = "cpu") -> PatchGenerator:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"cond_patch checkpoint not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if "config" not in meta:
-        raise InputError(f"{path} is not a cond_patch checkpoint (no config in its metadata)")
-    model = PatchGenerator(GeneratorConfig.from_dict(json.loads(meta["config"])))
-    sd = {k: v.float() for k, v in load_file(str(path)).items()}
-    model.load_state_dict(sd, strict=True)
-    return model.to(device).eval().requires_grad_(False)
 
 
 # --------------------------------------------------------------------------- training
