@@ -98,16 +98,14 @@ def figure(checkpoint: str | None, n: int = 6, out: str = "docs/cond_patch_face_
 
     from robustbench_face import create_attack, create_victim, load_dataset
     from robustbench_face.align import align_samples
-    from robustbench_face.datasets._base import read_image
 
     ds = load_dataset("orl")
     hold = ds.split("holdout")
     src = [hold[10 * k] for k in range(n)]          # first face of n different people
     tgt = [hold[10 * ((k + 1) % 10) + 3] for k in range(n)]  # another holdout person each
     victim = create_victim(VICTIM)
-    read = lambda s: read_image(s.path)  # noqa: E731
-    xs, _ = align_samples(victim.alignment, src, read)
-    xt, _ = align_samples(victim.alignment, tgt, read)
+    xs, _ = align_samples(victim.alignment, src)
+    xt, _ = align_samples(victim.alignment, tgt)
     attack = create_attack("cond_patch", **({"checkpoint": checkpoint} if checkpoint else {}))
     with torch.no_grad():
         dodge = attack(victim, xs)

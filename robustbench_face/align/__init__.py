@@ -54,8 +54,9 @@ def get_aligner(name: str) -> Aligner:
     return _ALIGNERS[name]
 
 
-def align_samples(name: str, samples, read, cache: bool = True) -> tuple[Tensor, Tensor]:
-    """Align the images of ``samples`` (read with ``read(sample) -> (3,H,W)``), cached on disk.
+def align_samples(name: str, samples, read: Callable | None = None, cache: bool = True) -> tuple[Tensor, Tensor]:
+    """Align the images of ``samples`` (read with ``read(sample) -> (3,H,W)``, by default the
+    image at ``sample.path`` at native size), cached on disk.
 
     The cache key hashes the aligner's name and source file and the sample paths, so neither a
     changed file list nor a changed aligner is served a stale cache.
@@ -69,6 +70,10 @@ def align_samples(name: str, samples, read, cache: bool = True) -> tuple[Tensor,
     if cache and path.is_file():
         blob = torch.load(path, weights_only=True)
         return blob["chips"].float().div_(255), blob["detected"]
+    if read is None:
+        from ..datasets._base import read_image
+
+        read = lambda s: read_image(s.path)  # noqa: E731
     chips, detected = aligner([read(s) for s in samples])
     # chips are 8-bit images, like the files they came from: stored as uint8 (4x smaller), and
     # returned quantised on the first run too, so cached and fresh runs give identical numbers

@@ -99,7 +99,7 @@ def aligned(name: str | None, samples: list[Sample]) -> tuple[torch.Tensor, torc
     if name is not None:
         from ..align import align_samples
 
-        return align_samples(name, samples, lambda s: read_image(s.path))
+        return align_samples(name, samples)
     imgs = [read_image(s.path) for s in samples]
     if len({tuple(i.shape) for i in imgs}) > 1:
         raise InputError("the victim declares no alignment and the images differ in size; "

@@ -19,6 +19,12 @@ from .._regions import paste
 from .generator import PatchGenerator
 
 
+def _probe_rows(data, n: int, device: str):
+    """``n`` training frames spread evenly over the split: indices, region crops, pooled map."""
+    idx = torch.linspace(0, len(data.pids) - 1, n).long()
+    return idx, [c[idx].to(device).float() for c in data.crops], data.pooled[idx].to(device)
+
+
 @torch.no_grad()
 def init_bases(model: PatchGenerator, data, paths: str, device: str, n: int = 64) -> None:
     """Bases 1, 2, ... start so that an evasion row's patch *is* the given universal patch
@@ -33,10 +39,9 @@ def init_bases(model: PatchGenerator, data, paths: str, device: str, n: int = 64
     paths = [p for p in str(paths).split(",") if p]
     if len(paths) > model.cfg.n_bases - 1:
         raise InputError(f"init_bases: {len(paths)} patches for {model.cfg.n_bases - 1} free bases")
-    idx = torch.linspace(0, len(data.pids) - 1, n).long()
-    crops = [c[idx].to(device).float() for c in data.crops]
+    _, crops, pooled = _probe_rows(data, n, device)
     zero = torch.zeros(n, dtype=torch.long, device=device)
-    _, z = model(crops, data.pooled[idx].to(device), choice=zero, return_logits=True)
+    _, z = model(crops, pooled, choice=zero, return_logits=True)
     resid = (z - model.base[0]).mean(0)
     for k, path in enumerate(paths, start=1):
         if path.startswith("random:"):  # a fresh start of its own, for a basin not yet found
@@ -53,14 +58,12 @@ def init_bases(model: PatchGenerator, data, paths: str, device: str, n: int = 64
 @torch.no_grad()
 def init_anchors(model: PatchGenerator, extractor, data, box, device: str, n: int = 32) -> None:
     """Each base's anchor: the mean patched embedding (extractor) of ``n`` evasion rows."""
-    idx = torch.linspace(0, len(data.pids) - 1, n).long()
+    idx, crops, pooled = _probe_rows(data, n, device)
     x = data.images[idx].to(device).float() / 255
-    crops = [c[idx].to(device).float() for c in data.crops]
     for k in range(model.cfg.n_bases):
         choice = torch.full((n,), k, dtype=torch.long, device=device)
-        patch = model(crops, data.pooled[idx].to(device), choice=choice)
-        emb = torch.nn.functional.normalize(extractor(paste(x, patch, box)).float(), dim=1)
-        model.anchors[k] = torch.nn.functional.normalize(emb.mean(0), dim=0)
+        emb = F.normalize(extractor(paste(x, model(crops, pooled, choice=choice), box)).float(), dim=1)
+        model.anchors[k] = F.normalize(emb.mean(0), dim=0)
 
 
 def choose_rows(model: PatchGenerator, clean: Tensor, target: Tensor, is_t: Tensor, hp, gen) -> Tensor | None:
@@ -78,7 +81,7 @@ def separation(model: PatchGenerator, emb: Tensor, choice: Tensor) -> Tensor:
     """Per row, the mean cos of its patched embedding to the *other* bases' anchors. Without
     it every base trained on random sources converges to the same strongest attractor (anchor
     cos 0.99 after 400 steps), and the bank is one attractor again."""
-    sims = torch.nn.functional.normalize(emb.float(), dim=1) @ model.anchors.T.clone()  # updated in place later
+    sims = F.normalize(emb.float(), dim=1) @ model.anchors.T.clone()  # updated in place later
     other = torch.ones_like(sims, dtype=torch.bool)
     other[torch.arange(len(choice)), choice] = False
     return (sims * other).sum(1) / other.sum(1)
@@ -87,9 +90,9 @@ def separation(model: PatchGenerator, emb: Tensor, choice: Tensor) -> Tensor:
 @torch.no_grad()
 def update_anchors(model: PatchGenerator, emb: Tensor, choice: Tensor, evasion: Tensor, m: float) -> None:
     """Moving average of where each base sends the evasion rows that used it."""
-    emb = torch.nn.functional.normalize(emb.detach().float(), dim=1)
+    emb = F.normalize(emb.detach().float(), dim=1)
     for k in range(model.cfg.n_bases):
         rows = evasion & (choice == k)
         if rows.any():
             a = m * model.anchors[k] + (1 - m) * emb[rows].mean(0)
-            model.anchors[k] = torch.nn.functional.normalize(a, dim=0)
+            model.anchors[k] = F.normalize(a, dim=0)

@@ -247,7 +247,7 @@ class PatchGenerator(nn.Module):
         h = self.b16(torch.cat([rs(h, 4), rs(f2, 4)], 1), cond)
         h = self.b32(torch.cat([rs(h, 2), rs(f1, 2)], 1), cond)
         h = self.b64(rs(h, 1), cond)
-        z = (self.base if choice is None or self.cfg.n_bases == 1 else self.base[choice]) + self.head(h)
+        z = (self.base if self.cfg.n_bases == 1 else self.base[choice]) + self.head(h)
         if self.cfg.target_map:
             k = self.cfg.target_map
             z = z + F.interpolate(self.tmap(t).view(-1, 3, k, k), size=(ph, pw), mode="bilinear",

@@ -128,10 +128,8 @@ def _aligned_chips(extractor, samples: list) -> Tensor | None:
     if name is None:
         return None
     from ...align import align_samples
-    from ...datasets._base import read_image
 
-    chips, _ = align_samples(name, samples, lambda s: read_image(s.path))
-    return chips
+    return align_samples(name, samples)[0]
 
 
 def prepare_data(surrogates: list, dataset: str, split: str, data_root: str | None, device: str,
