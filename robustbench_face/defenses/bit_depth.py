@@ -15,10 +15,13 @@ import torch
 from torch import Tensor
 
 from ..registry import DEFENSES
-from ._base import Transform, check_known, check_param
+from ._base import Transform, check_param
 
 
+@DEFENSES.register()
 class BitDepth(Transform):
+    """Bit-depth reduction / feature squeezing (Xu et al. 2018) via ART; BPDA; bits=4."""
+
     name = "bit_depth"
     differentiable = False
     randomized = False
@@ -34,10 +37,3 @@ class BitDepth(Transform):
     def transform(self, x: Tensor, victim=None) -> Tensor:
         out, _ = self._art(x.float().cpu().numpy())
         return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
-
-
-@DEFENSES.register("bit_depth")
-def bit_depth(**kwargs) -> BitDepth:
-    """Bit-depth reduction / feature squeezing (Xu et al. 2018) via ART; BPDA; bits=4."""
-    check_known("bit_depth", kwargs, ("bits",))
-    return BitDepth(**kwargs)

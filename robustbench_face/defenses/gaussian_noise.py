@@ -17,10 +17,13 @@ import torch
 from torch import Tensor
 
 from ..registry import DEFENSES
-from ._base import Transform, check_known, check_param
+from ._base import Transform, check_param
 
 
+@DEFENSES.register()
 class GaussianNoise(Transform):
+    """Gaussian noise, outputs averaged over draws (Cohen et al. 2019); randomised (EOT)."""
+
     name = "gaussian_noise"
     differentiable = True
     randomized = True
@@ -36,10 +39,3 @@ class GaussianNoise(Transform):
     def transform(self, x: Tensor, victim=None) -> Tensor:
         # The global torch RNG: runs are reproducible through the runner's seed.
         return (x + torch.randn_like(x) * self.sigma).clamp(0, 1)
-
-
-@DEFENSES.register("gaussian_noise")
-def gaussian_noise(**kwargs) -> GaussianNoise:
-    """Gaussian noise, outputs averaged over draws (Cohen et al. 2019); randomised (EOT)."""
-    check_known("gaussian_noise", kwargs, ("sigma", "draws"))
-    return GaussianNoise(**kwargs)

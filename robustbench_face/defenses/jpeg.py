@@ -16,10 +16,13 @@ import torch
 from torch import Tensor
 
 from ..registry import DEFENSES
-from ._base import Transform, check_known, check_param
+from ._base import Transform, check_param
 
 
+@DEFENSES.register()
 class Jpeg(Transform):
+    """JPEG compression (Das et al. 2017) via ART; not differentiable (BPDA); quality=75."""
+
     name = "jpeg"
     differentiable = False
     randomized = False
@@ -37,10 +40,3 @@ class Jpeg(Transform):
             return x
         out, _ = self._art(x.float().cpu().numpy())
         return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
-
-
-@DEFENSES.register("jpeg")
-def jpeg(**kwargs) -> Jpeg:
-    """JPEG compression (Das et al. 2017) via ART; not differentiable (BPDA); quality=75."""
-    check_known("jpeg", kwargs, ("quality",))
-    return Jpeg(**kwargs)

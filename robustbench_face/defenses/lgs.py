@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import DEFENSES
-from ._base import Transform, check_known, check_param
+from ._base import Transform, check_param
 
 
 def gradient_magnitude(x: Tensor) -> Tensor:
@@ -47,7 +47,10 @@ def lgs_mask(x: Tensor, window: int, overlap: int, threshold: float) -> Tensor:
     return mag * cover
 
 
+@DEFENSES.register()
 class LGS(Transform):
+    """Local gradient smoothing against patches (Naseer et al. 2019); BPDA; paper defaults."""
+
     name = "lgs"
     differentiable = False
     randomized = False
@@ -69,10 +72,3 @@ class LGS(Transform):
     def transform(self, x: Tensor, victim=None) -> Tensor:
         mask = lgs_mask(x, self.window, self.overlap, self.threshold)
         return (x * (1 - self.smoothing * mask).clamp(0, 1)).clamp(0, 1)
-
-
-@DEFENSES.register("lgs")
-def lgs(**kwargs) -> LGS:
-    """Local gradient smoothing against patches (Naseer et al. 2019); BPDA; paper defaults."""
-    check_known("lgs", kwargs, ("window", "overlap", "threshold", "smoothing"))
-    return LGS(**kwargs)

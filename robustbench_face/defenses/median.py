@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import DEFENSES
-from ._base import Transform, check_known, check_param
+from ._base import Transform, check_param
 
 
 def median_filter(x: Tensor, window: int) -> Tensor:
@@ -35,7 +35,10 @@ def median_filter(x: Tensor, window: int) -> Tensor:
     return cols.median(dim=2).values.view(n, c, h, w)
 
 
+@DEFENSES.register()
 class Median(Transform):
+    """Median smoothing (Xu et al. 2018), differentiable through the median; window=3."""
+
     name = "median"
     differentiable = True
     randomized = False
@@ -49,10 +52,3 @@ class Median(Transform):
 
     def transform(self, x: Tensor, victim=None) -> Tensor:
         return median_filter(x, self.window)
-
-
-@DEFENSES.register("median")
-def median(**kwargs) -> Median:
-    """Median smoothing (Xu et al. 2018), differentiable through the median; window=3."""
-    check_known("median", kwargs, ("window",))
-    return Median(**kwargs)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import DEFENSES
-from ._base import Transform, check_known, check_param
+from ._base import Transform, check_param
 
 
 def windows(h: int, w: int, height: float, width: float, rows: int, cols: int):
@@ -43,7 +43,10 @@ def occlude(x: Tensor, box, fill: float = 0.5) -> Tensor:
     return out
 
 
+@DEFENSES.register()
 class PatchMask(Transform):
+    """Occlusion-based patch masking (PatchGuard / Minority Reports style); BPDA."""
+
     name = "patch_mask"
     differentiable = False
     randomized = False
@@ -75,10 +78,3 @@ class PatchMask(Transform):
             if b > self.threshold:
                 out[i] = occlude(x[i:i + 1], boxes[k])[0]
         return out
-
-
-@DEFENSES.register("patch_mask")
-def patch_mask(**kwargs) -> PatchMask:
-    """Occlusion-based patch masking (PatchGuard / Minority Reports style); BPDA."""
-    check_known("patch_mask", kwargs, ("height", "width", "rows", "cols", "threshold"))
-    return PatchMask(**kwargs)

@@ -241,3 +241,95 @@ def au_forced_rate(prob_clean, prob_adv, au: int, on: bool = True, threshold: fl
     c, a = _np(prob_clean)[:, au] >= threshold, _np(prob_adv)[:, au] >= threshold
     todo = c != on
     return float((a[todo] == on).mean()) if todo.any() else math.nan
+
+
+# -- task scoring: one function per affect head ---------------------------------------------
+# Each returns (metric columns, per-image success indicators over the images scored), so the
+# task runner only puts an interval around the success rate. Outputs are the victim's raw head
+# outputs (N, K) on clean and adversarial images; ``labels`` None means the clean predictions
+# are the reference.
+
+def score_expression(clean, adv, labels, target: int | None, classes) -> tuple[dict, np.ndarray]:
+    """Expression scores. Untargeted success: the images right before the attack (valid labels
+    only) predicted differently after it; targeted: images not already at ``target`` reaching it.
+
+    >>> cols, ok = score_expression([[2, 0], [0, 2]], [[0, 2], [0, 2]], None, None, ("a", "b"))
+    >>> cols["flip_rate"], ok.tolist()
+    (0.5, [True, False])
+    """
+    clean, adv = _np(clean), _np(adv)
+    pc, pa = clean.argmax(1), adv.argmax(1)
+    ref = pc if labels is None else _np(labels).astype(int)
+    # Macro-F1 over the classes present in reference or predictions (scikit-learn's default):
+    # over all C classes, classes absent from a small or clean-prediction reference would
+    # count as 0 and cap even a perfect score.
+    cols = {"clean_acc": accuracy(pc, ref), "adv_acc": accuracy(pa, ref),
+            "clean_macro_f1": f1_macro(pc, ref), "adv_macro_f1": f1_macro(pa, ref),
+            "flip_rate": flip_rate(pc, pa)}
+    if target is None:
+        scored = (ref != EXPR_INVALID) & (pc == ref)  # right before the attack
+        return cols, (pa[scored] != ref[scored])
+    keep = pc != target
+    cols.update(target_class=classes[target], clean_target_rate=float((pc == target).mean()),
+                adv_target_rate=float((pa == target).mean()),
+                targeted_success=targeted_success_rate(pa, target, pred_clean=pc))
+    return cols, (pa[keep] == target)
+
+
+def _in_quadrant(va: np.ndarray, signs) -> np.ndarray:
+    return (va[:, 0] * signs[0] > 0) & (va[:, 1] * signs[1] > 0)
+
+
+def score_valence_arousal(clean, adv, labels, target: tuple[int, int] | None) -> tuple[dict, np.ndarray]:
+    """Valence-arousal scores. Untargeted success: the predicted quadrant changed; targeted:
+    images not already in the ``target`` quadrant (sign pair) landing in it.
+
+    >>> cols, ok = score_valence_arousal([[0.5, 0.5], [0.5, -0.5]], [[-0.5, 0.5], [0.5, -0.4]], None, None)
+    >>> cols["quadrant_flip_rate"], ok.tolist()
+    (0.5, [True, False])
+    """
+    clean, adv = _np(clean).astype(float), _np(adv).astype(float)
+    ref = clean if labels is None else _np(labels).astype(float)
+    c, a = va_ccc(clean, ref), va_ccc(adv, ref)
+    cols = {**{f"clean_{k}": v for k, v in c.items()}, **{f"adv_{k}": v for k, v in a.items()},
+            "ccc_mean_drop": c["ccc_mean"] - a["ccc_mean"],
+            "va_mean_abs_shift": float(np.abs(adv - clean).mean())}
+    flipped = ((clean > 0) != (adv > 0)).any(1)
+    cols["quadrant_flip_rate"] = float(flipped.mean())
+    if target is None:
+        return cols, flipped
+    name = next(k for k, v in QUADRANTS.items() if v == tuple(target) and k.startswith("q"))
+    keep = ~_in_quadrant(clean, target)
+    success = _in_quadrant(adv, target)[keep]
+    cols.update(target_class=name, quadrant_shift=quadrant_shift(clean, adv, name),
+                clean_target_rate=float(1 - keep.mean()),
+                targeted_success=float(success.mean()) if keep.any() else math.nan)
+    return cols, success
+
+
+def score_action_units(clean, adv, labels, target: dict[int, int] | None, au_names) -> tuple[dict, np.ndarray]:
+    """AU scores. Untargeted success: the thresholded (0.5) AU pattern changed; targeted:
+    images not already showing the ``target`` pattern ({column: 0/1}) reaching every entry of it.
+
+    >>> cols, ok = score_action_units([[0.9, 0.1]], [[0.9, 0.8]], None, {1: 1}, ("AU4", "AU12"))
+    >>> cols["target_class"], ok.tolist()
+    ('AU12=1', [True])
+    """
+    clean, adv = _np(clean), _np(adv)
+    on_c, on_a = clean >= 0.5, adv >= 0.5
+    ref = on_c.astype(int) if labels is None else _np(labels)
+    cols = {"clean_au_f1": au_f1(clean, ref), "adv_au_f1": au_f1(adv, ref),
+            "au_f1_drop": au_f1_drop(clean, adv, ref), "au_flip_rate": float((on_c != on_a).mean())}
+    changed = (on_c != on_a).any(1)
+    if target is None:
+        return cols, changed
+    names = au_names or [f"AU{i}" for i in range(clean.shape[1])]
+    cols_t, states = list(target), np.array(list(target.values()), dtype=bool)
+    keep = ~(on_c[:, cols_t] == states).all(1)
+    success = (on_a[:, cols_t] == states).all(1)[keep]
+    forced = [au_forced_rate(clean, adv, c, on=bool(s)) for c, s in target.items()]
+    cols.update(target_class=",".join(f"{names[c]}={s}" for c, s in target.items()),
+                clean_target_rate=float(1 - keep.mean()), au_forced_rate=float(np.nanmean(forced))
+                if not all(math.isnan(f) for f in forced) else math.nan,
+                targeted_success=float(success.mean()) if keep.any() else math.nan)
+    return cols, success

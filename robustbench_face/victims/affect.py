@@ -220,7 +220,7 @@ _SPEC_KEYS = ("size", "mean", "std", "grey", "bgr", "scale", "layout", "classes"
 def _register_card_archs(card_name: str = "affect") -> None:
     """Register each ``[archs.<name>]`` of ``models/<card_name>.toml`` as a victim."""
     try:
-        card = load_card("models", card_name)
+        card = load_card("victims", card_name)
     except UnknownNameError:
         log.debug("no models/%s.toml: no card-defined affect victims", card_name)
         return

@@ -66,7 +66,7 @@ def _weights(full: str, spec: dict) -> Path:
 
 @VICTIMS.register("arcface", summary="insightface ArcFace (w600k_r50 / glintr100 ONNX, iresnet .pth), 512-d, arcface_112")
 def arcface(weights: str | None = None, device: str = "cpu") -> OnnxEmbedder:
-    card = load_card("models", "arcface")
+    card = load_card("victims", "arcface")
     full = f"arcface.{weights}" if weights else card["default"]
     spec = variant(card, full, "arcface")
     path = _weights(full, spec)

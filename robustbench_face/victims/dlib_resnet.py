@@ -204,6 +204,6 @@ def load_dlib_resnet(path: str | Path, name: str = "dlib_resnet", device: str = 
 
 @VICTIMS.register("dlib_resnet", summary="dlib ResNet-29 face descriptor (dlib_150 chips), 128-d")
 def dlib_resnet(weights: str | None = None, device: str = "cpu") -> DlibResNetVictim:
-    card = load_card("models", "dlib_resnet")
+    card = load_card("victims", "dlib_resnet")
     full = f"dlib_resnet.{weights}" if weights else card["default"]
     return load_dlib_resnet(resolve_weights("dlib_resnet", full), full, device)

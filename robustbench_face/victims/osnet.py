@@ -56,7 +56,7 @@ class OSNetVictim(VictimBase):
 def build_osnet(arch: str, weights: str | None, device: str = "cpu") -> OSNetVictim:
     import torchreid  # heavy import (pulls tensorboard): only when a victim is built
 
-    card = load_card("models", "osnet")
+    card = load_card("victims", "osnet")
     weights = weights or card["default"].partition(".")[2]
     full = f"{arch}.{weights}"
     spec = card.get("variants", {}).get(full)
@@ -83,5 +83,5 @@ for _arch in ("osnet_x1_0", "osnet_x0_75", "osnet_x0_5", "osnet_x0_25"):
 
 @VICTIMS.register("osnet", summary="alias of osnet_x0_25.market1501 (the default re-ID victim)")
 def osnet(weights: str | None = None, device: str = "cpu") -> OSNetVictim:
-    arch, _, tag = load_card("models", "osnet")["default"].partition(".")
+    arch, _, tag = load_card("victims", "osnet")["default"].partition(".")
     return build_osnet(arch, weights or tag, device)
