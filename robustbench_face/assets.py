@@ -169,12 +169,25 @@ def _checked_fetch(dest: Path, sha256: str | None) -> Path:
         raise
 
 
-def dataset_root(name: str, data_root: str | os.PathLike | None = None) -> Path:
-    """``data_root`` if given, else ``<asset home>/datasets/<name>``, with a clear error."""
-    root = Path(data_root) if data_root else asset_home() / "datasets" / name
-    if not root.is_dir():
-        raise AssetError(
-            f"dataset {name!r} not found at {root}; pass --data-root or put it under "
-            f"{asset_home() / 'datasets'}"
-        )
-    return root
+def dataset_root(name: str, data_root: str | os.PathLike | None = None, about: str = "", *,
+                 folder: str | None = None) -> Path:
+    """``data_root`` if given, else the first of ``<asset home>/datasets/<folder>`` and
+    ``<cache>/datasets/<folder>`` that exists (``folder`` defaults to ``name``).
+
+    A missing dataset raises :class:`AssetError` naming the dataset, ``about`` (its card's
+    summary and where to get it), every place looked in and ``RBF_HOME``, so the fix is in the
+    message.
+    """
+    if data_root:
+        tried = [Path(data_root)]
+    else:
+        tried = [d / (folder or name) for d in search_dirs("datasets")]
+    for root in tried:
+        if root.is_dir():
+            return root
+    home = os.environ.get("RBF_HOME")
+    raise AssetError(
+        f"dataset {name!r}{f' ({about})' if about else ''} not found: looked in "
+        f"{' and '.join(map(str, tried))}; pass --data-root or put it under "
+        f"{asset_home() / 'datasets'} (RBF_HOME={home or f'unset, default {asset_home()}'})"
+    )

@@ -1,4 +1,5 @@
-"""LFW pairs parsing, the make_pairs rule, and the lfw / celebahq_ids / pubfig datasets."""
+"""LFW pairs parsing, the make_pairs rule, and the lfw / celebahq_ids / pubfig datasets (cards over
+the lfw_pairs and identity_folders loaders)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ import numpy as np
 import pytest
 
 from robustbench_face.datasets._base import ImageDataset, Sample
-from robustbench_face.datasets.lfw_pairs import (
-    Pair,
-    celebahq_ids,
-    lfw,
-    make_pairs,
-    pubfig,
-    read_lfw_pairs,
-)
+from robustbench_face.datasets.lfw_pairs import Pair, make_pairs, read_lfw_pairs
 from robustbench_face.errors import DataError
 from robustbench_face.metrics.verification import kfold_accuracy
 from conftest import asset
+
+
+def lfw(**options):
+    import robustbench_face as rbf
+
+    return rbf.load_dataset("lfw", **options)
 
 PEOPLE = {"Alice_A": 3, "Bob_B": 2, "Carol_C": 1, "Dave_D": 2}
 PAIRS = """2\t2
@@ -131,10 +131,12 @@ def test_lfw_dataset_skip_missing(lfw_root):
     assert ds.meta["pairs_skipped"] == 2 and len(ds.meta["pairs"]) == 6
 
 
-@pytest.mark.parametrize("factory,name", [(celebahq_ids, "celebahq_ids"), (pubfig, "pubfig")])
-def test_folder_layouts(tmp_path, factory, name):
+@pytest.mark.parametrize("name", ["celebahq_ids", "pubfig"])
+def test_folder_layouts(tmp_path, name):
+    import robustbench_face as rbf
+
     root = _tree(tmp_path / name, {"101": 2, "2040": 3} if name == "celebahq_ids" else PEOPLE, None)
-    ds = factory(data_root=str(root))
+    ds = rbf.load_dataset(name, data_root=str(root))
     assert ds.name == name and ds.task == "face"
     assert len(ds.samples) == sum(len(list(d.iterdir())) for d in root.iterdir())
 
@@ -142,8 +144,10 @@ def test_folder_layouts(tmp_path, factory, name):
 def test_datasets_are_registered(lfw_root):
     import robustbench_face as rbf
 
-    assert {"lfw", "celebahq_ids", "pubfig"} <= set(rbf.list_datasets())
+    assert {"lfw", "lfw_pairs", "celebahq_ids", "pubfig"} <= set(rbf.list_datasets())
     assert len(rbf.load_dataset("lfw", data_root=str(lfw_root)).meta["pairs"]) == 8
+    generic = rbf.load_dataset("lfw_pairs", data_root=str(lfw_root))
+    assert generic.name == "lfw" and len(generic.meta["pairs"]) == 8  # named after its folder
 
 
 def _synthetic(n_ids: int, seed: int = 0) -> tuple[ImageDataset, dict[Path, int]]:

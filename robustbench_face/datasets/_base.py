@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,3 +67,34 @@ def read_image(path: str | Path, size: tuple[int, int] | None = None) -> Tensor:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from None
     return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
+
+
+# Formats PIL opens but cannot turn into pixels: it parses MPEG's header only, and IPTC files
+# hold metadata, not an image. (Stub formats are left out by their class.)
+_NO_PIXELS = {"MPEG", "IPTC"}
+
+
+@functools.lru_cache(maxsize=1)
+def image_suffixes() -> frozenset[str]:
+    """Lower-case file suffixes of every format PIL can decode (``.jpg``, ``.pgm``, ``.tif``, ...).
+
+    Read from PIL's own registry rather than kept as a list here, so folder loaders take any
+    image PIL reads (a hand-kept list once rejected ORL-style ``.tif`` sets) and pick up what a
+    newer Pillow or a PIL plugin adds. Stub formats (HDF5, GRIB, BUFR, WMF off Windows) need a
+    handler installed from outside to decode, so they are left out.
+
+    >>> {".jpg", ".pgm", ".png", ".tif", ".tiff"} <= image_suffixes(), ".h5" in image_suffixes()
+    (True, False)
+    """
+    from PIL import Image, ImageFile
+
+    Image.init()
+    out = set()
+    for suffix, fmt in Image.registered_extensions().items():
+        factory = Image.OPEN.get(fmt, (None,))[0]
+        if factory is None or fmt in _NO_PIXELS:
+            continue
+        if isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile):
+            continue
+        out.add(suffix.lower())
+    return frozenset(out)

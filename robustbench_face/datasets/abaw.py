@@ -36,10 +36,9 @@ from pathlib import Path
 
 import torch
 
-from ..assets import dataset_root
 from ..errors import DataError, InputError
-from ..registry import DATASETS
 from ._base import ImageDataset, Sample
+from ._cards import DatasetCard, register_loader
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +155,10 @@ def read_abaw(root: Path, task: str = "expr", frames: str = "cropped_aligned",
     return ImageDataset(name, root, samples, task="affect", image_size=None, meta=meta)
 
 
-@DATASETS.register("abaw")
-def abaw(data_root: str | None = None, task: str = "expr", frames: str = "cropped_aligned",
-         keep_invalid: bool = False) -> ImageDataset:
+def load(card: DatasetCard, data_root: str | None = None, task: str = "expr",
+         frames: str = "cropped_aligned", keep_invalid: bool = False) -> ImageDataset:
     """Aff-Wild2 / ABAW frames with EXPR, VA or AU labels (task=expr|va|au)."""
-    return read_abaw(dataset_root("abaw", data_root), task, frames, bool(keep_invalid))
+    return read_abaw(card.root(data_root), task, frames, bool(keep_invalid), card.name)
+
+
+register_loader("abaw", load)

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..assets import cache_dir, dataset_root
+from ..assets import cache_dir
 from ..errors import DataError
-from ..registry import DATASETS
 from ._base import ImageDataset, Sample
+from ._cards import DatasetCard, register_loader
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SIDE = 48
@@ -108,9 +108,12 @@ def load_fer2013(csv_path: Path, name: str = "fer2013") -> ImageDataset:
                         meta={"classes": list(CLASSES), "csv": str(csv_path), "decoded_to": str(dest)})
 
 
-@DATASETS.register("fer2013")
-def fer2013(data_root: str | None = None, csv: str = "fer2013.csv") -> ImageDataset:
-    """FER2013 Kaggle CSV (emotion,pixels,Usage): 48x48 grey faces, 7 expressions."""
-    root = Path(data_root) if data_root and Path(data_root).is_file() else None
-    csv_path = root or dataset_root("fer2013", data_root) / csv
-    return load_fer2013(csv_path)
+def load(card: DatasetCard, data_root: str | None = None, csv: str = "fer2013.csv") -> ImageDataset:
+    """FER2013 Kaggle CSV (emotion,pixels,Usage): 48x48 grey faces, 7 expressions. ``data_root``
+    may be the CSV itself."""
+    if data_root and Path(data_root).is_file():
+        return load_fer2013(Path(data_root), card.name)
+    return load_fer2013(card.root(data_root) / csv, card.name)
+
+
+register_loader("fer2013", load)

@@ -1,20 +1,12 @@
-"""Verification pairs: LFW's ``pairs.txt``, a seeded pair rule for identity folders, and the
-``lfw`` / ``celebahq_ids`` / ``pubfig`` identity-folder datasets.
+"""Verification pairs: LFW's ``pairs.txt`` and a seeded pair rule for identity folders.
 
-* LFW: G. B. Huang et al., "Labeled Faces in the Wild: A Database for Studying Face
-  Recognition in Unconstrained Environments", UMass TR 07-49, 2007. Layout (``--data-root``):
-  ``<root>/<Name>/<Name>_<iiii>.jpg`` plus ``<root>/pairs.txt`` (View 2: 10 sets of 300 same
-  + 300 different pairs, mutually exclusive in people). The pairs are in ``meta["pairs"]``.
-* CelebA-HQ identities (``celebahq_ids``): CelebA-HQ (T. Karras et al., "Progressive Growing
-  of GANs", ICLR 2018) images sorted into one folder per CelebA identity (Z. Liu et al.,
-  "Deep Learning Face Attributes in the Wild", ICCV 2015, ``identity_CelebA.txt``):
-  ``<root>/<identity id>/<image>.jpg``.
-* PubFig (``pubfig``): N. Kumar et al., "Attribute and Simile Classifiers for Face
-  Verification", ICCV 2009; images fetched from its URL lists and saved one folder per
-  person: ``<root>/<Person_Name>/<image>.jpg`` (PubFig83's layout).
-
-All three load at native size (victims resize inside ``forward``). Sets without a pairs file
-get pairs from :func:`make_pairs`.
+The ``lfw_pairs`` loader reads identity folders plus a pairs file, the layout of the ``lfw``
+card: G. B. Huang et al., "Labeled Faces in the Wild: A Database for Studying Face Recognition
+in Unconstrained Environments", UMass TR 07-49, 2007: ``<root>/<Name>/<Name>_<iiii>.jpg`` plus
+``<root>/pairs.txt`` (View 2: 10 sets of 300 same + 300 different pairs, mutually exclusive in
+people). The pairs are in ``meta["pairs"]``. Identity-folder sets without a pairs file
+(``orl``, ``celeba_ids``, ``celebahq_ids``, ``pubfig``: cards over ``identity_folders``) get
+pairs from :func:`make_pairs`. Images load at native size (victims resize inside ``forward``).
 """
 
 from __future__ import annotations
@@ -26,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..assets import dataset_root
 from ..errors import DataError
-from ..registry import DATASETS
 from ._base import ImageDataset
+from ._cards import DatasetCard, register_loader
 from .identity_folders import read_identity_folders
 
 log = logging.getLogger(__name__)
@@ -187,26 +178,17 @@ def make_pairs(dataset: ImageDataset, n_genuine: int | None, n_impostor: int | N
     return pairs
 
 
-@DATASETS.register("lfw")
-def lfw(data_root: str | None = None, pairs: str = "pairs.txt", skip_missing: bool = False) -> ImageDataset:
-    """Labeled Faces in the Wild: identity folders + pairs.txt (10 folds) in meta["pairs"].
+def load(card: DatasetCard, data_root: str | None = None, pairs: str = "pairs.txt",
+         skip_missing: bool = False) -> ImageDataset:
+    """Identity folders + an LFW-format pairs file (10 folds for View 2) in meta["pairs"].
 
     ``pairs`` is relative to the data root (or absolute); ``meta["pairs_skipped"]`` counts
     pairs dropped for missing images when ``skip_missing`` is set.
     """
-    root = dataset_root("lfw", data_root)
-    ds = read_identity_folders(root, "lfw")
+    root = card.root(data_root)
+    ds = read_identity_folders(root, card.dataset_name(root), card.task)
     ds.meta["pairs"], ds.meta["pairs_skipped"] = read_lfw_pairs(root / pairs, root, skip_missing)
     return ds
 
 
-@DATASETS.register("celebahq_ids")
-def celebahq_ids(data_root: str | None = None) -> ImageDataset:
-    """CelebA-HQ sorted into <celeba identity>/<image> folders; pairs via make_pairs."""
-    return read_identity_folders(dataset_root("celebahq_ids", data_root), "celebahq_ids")
-
-
-@DATASETS.register("pubfig")
-def pubfig(data_root: str | None = None) -> ImageDataset:
-    """PubFig images saved as <Person_Name>/<image> folders; pairs via make_pairs."""
-    return read_identity_folders(dataset_root("pubfig", data_root), "pubfig")
+register_loader("lfw_pairs", load)

@@ -1,20 +1,21 @@
 """A manifest CSV ``path,split,pid,camid[,tracklet]`` with paths relative to the CSV's folder.
 
-``mini_mars`` is such a manifest over real MARS frames (L. Zheng et al., "MARS: A Video
-Benchmark for Large-Scale Person Re-Identification", ECCV 2016): ``protocol.csv`` fixes an
-image-level protocol of 128 queries and 494 gallery frames from 16 test identities, and a
-``train`` split of 16 other identities. Images load at 256x128.
+The loader behind the re-ID cards whose protocol is a CSV: ``mini_mars`` (real MARS frames,
+L. Zheng et al., "MARS: A Video Benchmark for Large-Scale Person Re-Identification", ECCV
+2016), ``cuhk01`` (W. Li, R. Zhao, X. Wang, "Human Reidentification with Transferred Metric
+Learning", ACCV 2012) and ``cuhk03_train`` (W. Li et al., "DeepReID: Deep Filter Pairing Neural
+Network for Person Re-identification", CVPR 2014). Rows keep the CSV's order; images load at
+``image_size`` (default 256x128, torchreid's re-ID input), whatever their stored size.
 """
 
 from __future__ import annotations
 
-import csv
+import csv as csvlib
 from pathlib import Path
 
-from ..assets import dataset_root
 from ..errors import DataError
-from ..registry import DATASETS
 from ._base import ImageDataset, Sample
+from ._cards import DatasetCard, register_loader
 
 REQUIRED = ("path", "split", "pid", "camid")
 
@@ -25,7 +26,7 @@ def read_manifest(csv_path: Path, name: str, task: str = "reid",
         raise DataError(f"manifest not found: {csv_path}")
     samples = []
     with open(csv_path, newline="") as f:
-        reader = csv.DictReader(f)
+        reader = csvlib.DictReader(f)
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}")
@@ -40,14 +41,12 @@ def read_manifest(csv_path: Path, name: str, task: str = "reid",
     return ImageDataset(name, csv_path.parent, samples, task=task, image_size=image_size)
 
 
-@DATASETS.register("manifest")
-def manifest(data_root: str | None = None, csv: str = "protocol.csv") -> ImageDataset:
-    """Any re-ID set described by a path,split,pid,camid[,tracklet] CSV (--data-root)."""
-    root = dataset_root("manifest", data_root)
-    return read_manifest(root / csv, root.name)
+def load(card: DatasetCard, data_root: str | None = None, csv: str = "protocol.csv",
+         image_size: tuple[int, int] | None = (256, 128)) -> ImageDataset:
+    """Any re-ID set described by a path,split,pid,camid[,tracklet] CSV (``csv``, relative to
+    the data root)."""
+    root = card.root(data_root)
+    return read_manifest(root / csv, card.dataset_name(root), card.task, image_size)
 
 
-@DATASETS.register("mini_mars")
-def mini_mars(data_root: str | None = None) -> ImageDataset:
-    """5,572 real MARS frames with a fixed query/gallery/train protocol (asset home)."""
-    return read_manifest(dataset_root("mini_mars", data_root) / "protocol.csv", "mini_mars")
+register_loader("manifest", load)
