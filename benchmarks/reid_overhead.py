@@ -52,7 +52,7 @@ def pgd_overhead(n: int, steps: int, reps: int, device: str) -> list[dict]:
             self.v = v
 
         def forward(self, z):
-            return self.v.net.classifier(self.v.net(self.v._prep(z)))
+            return self.v.net.classifier(self.v.net(self.v.preprocess(z)))
 
     head = Logits(victim).eval()
     with torch.no_grad():

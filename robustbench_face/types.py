@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import InputError
+from .preprocess import InputSpec
 
 OutputKind = Literal["embedding", "logits", "regression", "multilabel"]
 OUTPUT_KINDS = ("embedding", "logits", "regression", "multilabel")
@@ -70,16 +71,32 @@ def check_images(images: Any, what: str = "images") -> Tensor:
 
 
 class VictimBase(nn.Module):
-    """Optional convenience base: freezes parameters and keeps eval mode.
+    """Optional convenience base: freezes parameters, keeps eval mode, applies the input spec.
 
-    Subclasses set ``name`` and ``output`` and implement ``forward``. ``feature_maps`` (used
-    by generators such as ``cond_patch``) returns a list of intermediate maps, shallow to deep.
+    Subclasses set ``name`` and ``output`` and implement ``forward``, normally as
+    ``net(self.preprocess(x))``: :meth:`set_input` installs the victim's
+    :class:`~robustbench_face.preprocess.InputSpec` (read from its card), which then also gives
+    ``input_size``. ``feature_maps`` (used by generators such as ``cond_patch``) returns a list
+    of intermediate maps, shallow to deep.
     """
 
     name: str = "victim"
     output: OutputKind = "embedding"
     input_size: tuple[int, int] | None = None  # (H, W) the network was trained at
+    input_spec: InputSpec | None = None  # how [0, 1] images become the network's input
     alignment: str | None = None  # for faces: which aligned chip the victim expects
+    task: str | None = None  # "reid", "face" or "affect", as its card declares
+
+    def set_input(self, spec: InputSpec) -> VictimBase:
+        self.input_spec = spec
+        self.input_size = tuple(spec.size)
+        return self
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """[0, 1] NCHW images of any size -> the tensor the network takes (its input spec)."""
+        if self.input_spec is None:
+            raise NotImplementedError(f"{self.name} declares no input spec")
+        return self.input_spec(images)
 
     def finalize(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         self.to(device=device, dtype=dtype)

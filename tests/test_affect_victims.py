@@ -87,6 +87,21 @@ def test_preprocessing_grey_scale_bgr_nhwc():
     assert torch.allclose(seen["x"], torch.full((1, 1, 4, 4), (0.299 * 255 - 127.5) / 127.5))
     build_affect_victim(Spy(), "s", "expression", size=(4, 4), bgr=True, layout="NHWC")(img)
     assert seen["x"].shape == (1, 4, 4, 3) and seen["x"][0, 0, 0].tolist() == [0.0, 0.0, 1.0]
+    # the one input spec's order: flip to BGR first, then mean/std in the network's (BGR) order
+    build_affect_victim(Spy(), "s", "expression", size=(4, 4), bgr=True, mean=(0.25, 0.5, 0.75))(img)
+    assert seen["x"][0, :, 0, 0].tolist() == [-0.25, -0.5, 0.25]
+
+
+def test_input_spec_or_card_table():
+    from robustbench_face.preprocess import InputSpec
+
+    spec = InputSpec(size=(8, 8), channels="grey", mean=(0.5,), std=(0.5,))
+    v = build_affect_victim(Tiny(3, ch=1), "g", "expression", input=spec)
+    assert v.input_spec == spec and v(torch.rand(2, 3, 20, 20)).shape == (2, 3)
+    w = build_affect_victim(Tiny(3, ch=1), "g", "expression", input=spec.to_card())
+    assert w.input_spec == spec
+    with pytest.raises(InputError, match=r"\[input\].*channels must be one of"):
+        build_affect_victim(Tiny(3), "g", "expression", input={"size": [8, 8], "channels": "gray"})
 
 
 def test_probability_outputs_become_logits():

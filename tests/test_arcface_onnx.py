@@ -53,8 +53,8 @@ def test_onnx_route_matches_torch(exported, onnx_victim):
     assert onnx_victim.alignment == "arcface_112" and onnx_victim.input_size == (112, 112)
     x = torch.rand(3, 3, 112, 112, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        raw_t = torch_victim.net(torch_victim.prepare(x))
-        raw_o = onnx_victim.net(onnx_victim.prepare(x))
+        raw_t = torch_victim.net(torch_victim.preprocess(x))
+        raw_o = onnx_victim.net(onnx_victim.preprocess(x))
         emb_t, emb_o = torch_victim(x), onnx_victim(x)
     assert emb_o.shape == (3, 512)
     assert (raw_t - raw_o).abs().max() <= 1e-5 * raw_t.abs().max().clamp(min=1)

