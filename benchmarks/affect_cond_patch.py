@@ -1,6 +1,6 @@
 """cond_patch with class targets on fer_xception: ORL holdout people, against patch_iter.
 
-The generator (``attacks/checkpoints/cond_patch.fer_xception.fer2013.safetensors``, or
+The generator (``checkpoints/cond_patch.fer_xception.fer2013.safetensors``, or
 ``--checkpoint``) was trained by ``rbf train cond_patch --victim fer_xception --dataset orl
 --split train`` on subjects s1..s30; every row here evaluates the 100 faces of s31..s40
 (``--split holdout``), which it never saw. ORL has no expression labels, so the victim's clean
@@ -49,8 +49,9 @@ def main(argv=None) -> list[dict]:
         pair = {}
         for attack, args in (("cond_patch", {"checkpoint": a.checkpoint} if a.checkpoint else {}),
                              ("patch_iter", {"region": EYE_BAND, "steps": a.iter_steps})):
-            r = run(RunConfig(attack=attack, victim="fer_xception", dataset="orl", split="holdout",
-                              mode=mode, target_class=target, limit=a.limit, device=a.device,
+            opts = {"split": "holdout", **({"target_class": target} if target else {})}
+            r = run(RunConfig(attack=attack, victim="fer_xception", dataset="orl", mode=mode,
+                              task_options=opts, limit=a.limit, device=a.device,
                               attack_args=args, out=a.results, batch_size=100))[0]
             pair[attack] = r
             rows.append({**r, "target_class": target or "", "settings":

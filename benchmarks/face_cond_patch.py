@@ -1,6 +1,6 @@
 """cond_patch on a face embedder: ORL holdout people, eyeglass band, against patch_iter.
 
-The generator (``attacks/checkpoints/cond_patch.dlib_resnet.v1.safetensors``, or
+The generator (``checkpoints/cond_patch.dlib_resnet.v1.safetensors``, or
 ``--checkpoint``) was trained by ``rbf train cond_patch --victim dlib_resnet --dataset orl
 --split train -a region=eyeglass`` on the dlib_150 chips of subjects s1..s30. Every row here
 runs the face verification protocol (``docs/face.md``) on pairs drawn among s31..s40 only
@@ -63,8 +63,9 @@ def main(argv=None) -> list[dict]:
         spq = {}
         for attack, args, limit in (("cond_patch", cp, a.limit),
                                     ("patch_iter", {"region": "eyeglass", "steps": a.iter_steps}, a.iter_limit)):
-            got = run(RunConfig(attack=attack, victim=VICTIM, dataset="orl", split="holdout", mode=mode,
-                                limit=limit, eval_victims=a.eval_victim or [], device=a.device, far=a.far,
+            got = run(RunConfig(attack=attack, victim=VICTIM, dataset="orl", mode=mode,
+                                limit=limit, eval_victims=a.eval_victim or [], device=a.device,
+                                task_options={"split": "holdout", "far": a.far},
                                 attack_args=args, out=a.results, batch_size=64))
             spq[attack] = got[0]["sec_per_query"]
             rows += [{**r, "attack": attack, "settings": "checkpoint=" + (a.checkpoint or "card")

@@ -1,4 +1,5 @@
-"""cond_patch: generator contract, checkpoint round trip, resume, and a tiny training run."""
+"""cond_patch: generator contract, checkpoint round trip, validate / describe, resume, and a
+tiny training run."""
 
 import json
 
@@ -11,9 +12,8 @@ from conftest import needs_mars, needs_osnet
 from robustbench_face import create_attack
 from robustbench_face.attacks._eot import EOTConfig, paste_eot
 from robustbench_face.attacks._regions import parse_region, paste
-from robustbench_face.attacks.cond_patch import CondPatch, default_checkpoint
+from robustbench_face.attacks.cond_patch import CondPatch, default_checkpoint, load_generator, save_generator
 from robustbench_face.attacks.cond_patch.generator import GeneratorConfig, PatchGenerator, encode_source
-from robustbench_face.attacks.cond_patch.train import load_generator, save_generator
 from robustbench_face.errors import InputError
 
 TINY = GeneratorConfig(feat_channels=(4, 8, 8, 8), embed_dim=16, width=8, cond_dim=8)
@@ -144,8 +144,9 @@ def test_tiny_training_lowers_loss_and_resumes(tmp_path):
     import importlib
 
     train_mod = importlib.import_module("robustbench_face.attacks.cond_patch.train")  # the module, not the function
-    from robustbench_face.attacks.cond_patch.train import prepare_data, train
-    from robustbench_face.attacks.cond_patch.losses import LossWeights
+    from robustbench_face.attacks._learned.data import prepare_data
+    from robustbench_face.attacks._learned.losses import LossWeights
+    from robustbench_face.attacks.cond_patch import train
 
     kw = dict(limit=8, batch_size=4, width=8, cond_dim=16, eot=False, lr=5e-3, base_lr=0.1,
               log_every=1, save_every=100)
@@ -199,7 +200,7 @@ def test_pre_fix_checkpoint_config_loads_unbounded():
 
 
 def test_saturation_and_contrast_losses():
-    from robustbench_face.attacks.cond_patch.losses import contrast, saturation
+    from robustbench_face.attacks._learned.losses import contrast, saturation
 
     assert saturation(torch.full((2, 3, 4, 4), 3.0), 4.0).tolist() == [0.0, 0.0]
     means = F.normalize(torch.eye(3, 8), dim=1)
@@ -245,7 +246,7 @@ def test_single_base_generator_seeds_a_bank(tmp_path, tiny_ckpt):
 @needs_osnet
 @needs_mars
 def test_attractor_bank_trains_and_moves_its_anchors(tmp_path):
-    from robustbench_face.attacks.cond_patch.train import train
+    from robustbench_face.attacks.cond_patch import train
 
     p = train([V], steps=3, out=str(tmp_path / "b.safetensors"), limit=8, batch_size=4, width=8,
               cond_dim=16, eot=False, n_bases=2, explore=1.0, log_every=1)
@@ -268,13 +269,18 @@ def test_face_run_on_holdout_people(tmp_path):
     from robustbench_face.runner import RunConfig, run
 
     try:
-        rows = run(RunConfig(attack="cond_patch", victim="dlib_resnet", dataset="orl", split="holdout",
-                             mode="dodging", limit=4, far=0.01, out=str(tmp_path / "r.csv")))
+        rows = run(RunConfig(attack="cond_patch", victim="dlib_resnet", dataset="orl", mode="dodging",
+                             limit=4, task_options={"split": "holdout", "far": 0.01},
+                             out=str(tmp_path / "r.csv")))
     except AssetError as exc:
         pytest.skip(f"ORL or dlib weights unavailable: {exc}")
     r = rows[0]
     assert "split=holdout" in r["pairs_rule"] and r["n_genuine"] == 450
     assert r["perturbation"] == pytest.approx(0.128, abs=2e-3) and 0 <= r["success_rate"] <= 1
+    if r.get("attack_config"):  # the runner records describe(): the checkpoint it chose, by sha256
+        cfg = json.loads(r["attack_config"])
+        assert cfg["checkpoint"] == "checkpoints/cond_patch.dlib_resnet.v1.safetensors"
+        assert len(cfg["checkpoint_sha256"]) == 64 and cfg["region"] == [0.3, 0.1, 0.16, 0.8]
 
 
 @needs_osnet
@@ -282,7 +288,7 @@ def test_face_run_on_holdout_people(tmp_path):
 def test_any_backbone_as_the_extractor(tmp_path):
     """-a extractor=NAME: the generator conditions on another registered backbone's maps."""
     from robustbench_face import create_victim
-    from robustbench_face.attacks.cond_patch.train import train
+    from robustbench_face.attacks.cond_patch import train
     from robustbench_face.registry import VICTIMS
 
     VICTIMS.register("fake_backbone", summary="test backbone with OSNet-like maps")(lambda device="cpu": FakeVictim())
@@ -298,7 +304,7 @@ def test_any_backbone_as_the_extractor(tmp_path):
     finally:
         VICTIMS.unregister("fake_backbone")
     with pytest.raises(InputError, match="feature_maps"):
-        from robustbench_face.attacks.cond_patch.train import WithExtractor
+        from robustbench_face.attacks._learned.data import WithExtractor
         WithExtractor(FakeVictim(), nn.Linear(2, 2))
 
 
@@ -306,7 +312,7 @@ def test_any_backbone_as_the_extractor(tmp_path):
 @needs_mars
 def test_ensemble_of_surrogates_trains_and_is_recorded(tmp_path):
     """--victim V --victim V2: the loss averages over surrogates; the first is the extractor."""
-    from robustbench_face.attacks.cond_patch.train import train
+    from robustbench_face.attacks.cond_patch import train
     from robustbench_face.registry import VICTIMS
 
     VICTIMS.register("fake_surrogate", summary="test surrogate, 16-d embeddings")(lambda device="cpu": FakeVictim())
@@ -318,3 +324,75 @@ def test_ensemble_of_surrogates_trains_and_is_recorded(tmp_path):
     card = json.loads(p.with_suffix(".json").read_text())
     assert card["surrogates"] == [V, "fake_surrogate"] and len(card["history"]) == 2
     assert load_generator(p).cfg.feat_channels == (16, 64, 96, 128)  # OSNet x0.25's maps
+
+
+# -- on the Attack base: validate, describe, region, shipped checkpoints ----------------------
+
+def test_is_a_registered_attack_class_with_a_train_hook():
+    from robustbench_face.attacks._base import Attack
+    from robustbench_face.registry import ATTACKS
+
+    entry = ATTACKS.get("cond_patch")
+    assert entry.factory is CondPatch and issubclass(CondPatch, Attack) and entry.card == "cond_patch"
+    assert entry.summary.startswith("Conditional patch generator")
+    assert CondPatch.train.__module__ == "robustbench_face.attacks.cond_patch.train"
+    assert CondPatch.heads == ("embedding", "logits") and CondPatch.distance == "patch"
+    assert create_attack("cond_patch", seed=3).seed == 3
+
+
+def test_validate_refuses_a_victim_without_a_generator():
+    attack = create_attack("cond_patch")
+    with pytest.raises(InputError, match=r"no generator trained for victim 'mobileface'.*rbf train cond_patch"):
+        attack.validate("mobileface", "embedding", "impersonation", True)
+    with pytest.raises(InputError, match="regression"):
+        attack.validate("osnet", "regression", "targeted", True)
+
+
+@pytest.mark.parametrize("victim,head,kind", [("fer_xception", "embedding", "class"),
+                                              ("osnet", "logits", "embedding"),
+                                              ("dlib_resnet", "logits", "embedding")])
+def test_validate_refuses_a_head_the_checkpoint_does_not_fit(victim, head, kind):
+    with pytest.raises(InputError, match=f"trained with {kind} targets.*rbf train cond_patch --victim {victim}"):
+        create_attack("cond_patch").validate(victim, head, "targeted", True)
+
+
+@pytest.mark.parametrize("victim,head,file,region", [
+    ("osnet", "embedding", "cond_patch.osnet_x0_25.market1501.safetensors", [0.25, 0.25, 0.25, 0.5]),
+    ("dlib_resnet", "embedding", "cond_patch.dlib_resnet.v1.safetensors", [0.30, 0.10, 0.16, 0.80]),
+    ("fer_xception.fer2013", "logits", "cond_patch.fer_xception.fer2013.safetensors", [0.34, 0.10, 0.16, 0.80])])
+def test_validate_binds_the_victims_checkpoint_and_describe_records_it(victim, head, file, region):
+    from robustbench_face.cards import load_card
+
+    attack = create_attack("cond_patch")
+    assert attack.region is None and "per victim" in attack.describe()["checkpoint"]
+    attack.validate(victim, head, "evasion", False)
+    d = attack.describe()
+    entry = next(e for e in load_card("attacks", "cond_patch")["checkpoints"].values() if e["file"] == file)
+    assert d["checkpoint"] == f"checkpoints/{file}" and d["checkpoint_sha256"] == entry["sha256"]
+    assert d["region"] == pytest.approx(region) and attack.region.area == pytest.approx(region[2] * region[3])
+    assert d["generator"]["condition"] == ("class" if head == "logits" else "embedding")
+    assert not attack._models  # metadata only: no generator was built
+    json.dumps(d)
+
+
+def test_explicit_checkpoint_region_and_describe_without_loading(tiny_ckpt):
+    from robustbench_face.assets import sha256sum
+
+    path, model = tiny_ckpt
+    attack = create_attack("cond_patch", checkpoint=str(path))
+    assert attack.region == model.region and not attack._models
+    d = attack.describe()
+    assert d["checkpoint"] == "tiny.safetensors"  # outside the checkout: never an absolute path
+    assert d["checkpoint_sha256"] == sha256sum(path)
+
+
+def test_an_altered_checkpoint_is_never_used(tmp_path, monkeypatch):
+    from robustbench_face import cards
+    from robustbench_face.errors import ChecksumError
+
+    bad = tmp_path / "checkpoints"
+    bad.mkdir()
+    (bad / "cond_patch.osnet_x0_25.market1501.safetensors").write_bytes(b"not the generator")
+    monkeypatch.setattr(cards, "checkpoint_dirs", lambda: [bad])
+    with pytest.raises(ChecksumError):
+        create_attack("cond_patch").validate("osnet", "embedding", "evasion", False)

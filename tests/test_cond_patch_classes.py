@@ -12,10 +12,9 @@ import torch
 import robustbench_face as rbf
 from robustbench_face.attacks._eot import EOTConfig
 from robustbench_face.attacks._regions import parse_region
-from robustbench_face.attacks.cond_patch import CondPatch
+from robustbench_face.attacks._learned.losses import LossWeights
+from robustbench_face.attacks.cond_patch import CondPatch, load_generator, train
 from robustbench_face.attacks.cond_patch.classes import margin_loss, prepare_class_data
-from robustbench_face.attacks.cond_patch.losses import LossWeights
-from robustbench_face.attacks.cond_patch.train import load_generator, train
 from robustbench_face.errors import DataError, InputError
 from robustbench_face.runner import RunConfig, run
 
@@ -88,8 +87,8 @@ def test_attack_takes_class_indices(fer, trained):
 
 def test_runner_scores_cond_patch_on_holdout(fer, trained, tmp_path):
     _, _, path = trained
-    rows = run(RunConfig(attack="cond_patch", victim="fer_xception", dataset="orl", split="holdout",
-                         mode="targeted", target_class="happy", limit=6, batch_size=6,
+    rows = run(RunConfig(attack="cond_patch", victim="fer_xception", dataset="orl", mode="targeted",
+                         task_options={"split": "holdout", "target_class": "happy"}, limit=6, batch_size=6,
                          attack_args={"checkpoint": str(path)}, out=str(tmp_path / "r.csv")))
     r = rows[0]
     assert r["task"] == "affect" and r["n_queries"] == 6 and r["reference"] == "clean_predictions"
@@ -107,7 +106,7 @@ def test_checkpoint_kind_must_match_victim(fer):
 
 def test_unknown_split_is_named(fer, tmp_path):
     with pytest.raises(DataError, match="no 'heldout' split"):
-        run(RunConfig(attack="none", victim="fer_xception", dataset="orl", split="heldout",
+        run(RunConfig(attack="none", victim="fer_xception", dataset="orl", task_options={"split": "heldout"},
                       out=str(tmp_path / "r.csv")))
 
 
@@ -117,8 +116,9 @@ def test_split_is_refused_for_reid(tmp_path):
 
     if not have_asset("weights", "osnet_x0_25_market1501.pth") or not have_asset("datasets", "mini_mars"):
         pytest.skip("osnet weights or mini-MARS not in RBF_HOME")
-    with pytest.raises(InputError, match="--split applies to affect and face runs"):
-        run(RunConfig(attack="none", victim="osnet_x0_25.market1501", dataset="mini_mars", split="train",
+    with pytest.raises(InputError, match="--split does not apply to reid runs"):
+        run(RunConfig(attack="none", victim="osnet_x0_25.market1501", dataset="mini_mars",
+                      task_options={"split": "train"},
                       out=str(tmp_path / "r.csv")))
 
 

@@ -3,7 +3,8 @@
 ``torso`` is the re-ID default: a square-ish box over the chest covering 12.5% of the image
 (64x64 pixels on a 256x128 crop). The face presets assume an aligned face chip (dlib 150 or
 ArcFace 112): ``eyeglass`` is a band across both eyes, ``forehead`` a band above the brows,
-``cheek`` a box on the left cheek.
+``cheek`` a box on the left cheek. :func:`crop_maps` takes the same region out of a victim's
+feature maps (what a learned patch attack conditions on).
 """
 
 from __future__ import annotations
@@ -74,3 +75,18 @@ def paste(images: Tensor, patch: Tensor, box: tuple[int, int, int, int]) -> Tens
     pad = (x0, w - x0 - pw, y0, h - y0 - ph)
     mask = F.pad(torch.ones_like(patch[:1, :1]), pad)
     return images * (1 - mask) + F.pad(patch, pad) * mask
+
+
+def crop_maps(maps: list[Tensor], region: Region) -> tuple[list[Tensor], Tensor]:
+    """The part of each feature map under ``region``, plus the global mean of the deepest map.
+
+    ``cond_patch``'s decoder takes four scales: an extractor with more maps (dlib's ResNet has
+    five, down to 2x2) gives its three shallowest and its deepest.
+    """
+    if len(maps) > 4:
+        maps = [*maps[:3], maps[-1]]
+    crops = []
+    for m in maps:
+        y0, x0, ph, pw = region.box(*m.shape[-2:])
+        crops.append(m[..., y0:y0 + ph, x0:x0 + pw])
+    return crops, maps[-1].mean((2, 3))

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import InputError
+from .._learned.io import load_patch
 from .._regions import paste
 from .generator import PatchGenerator
 
@@ -34,8 +35,6 @@ def init_bases(model: PatchGenerator, data, paths: str, device: str, n: int = 64
     almost all of the universal patch (|logit| 2.8 against 0.3 for ``base``), so a random base
     barely moves the attractor; independently trained universal patches are distinct ones
     (patched-embedding cos 0.31 between ``patch_universal``'s and ``cond_patch``'s)."""
-    from ..patch_universal import load_patch
-
     paths = [p for p in str(paths).split(",") if p]
     if len(paths) > model.cfg.n_bases - 1:
         raise InputError(f"init_bases: {len(paths)} patches for {model.cfg.n_bases - 1} free bases")

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from ...errors import InputError
 from .._eot import paste_eot
-from .losses import saturation, tv
+from .._learned.data import TrainData, embed_samples, load_split
+from .._learned.losses import saturation, tv
 
 
 def margin_loss(logits: Tensor, y: Tensor, kappa: float) -> Tensor:
@@ -43,8 +44,6 @@ def margin_loss(logits: Tensor, y: Tensor, kappa: float) -> Tensor:
 def prepare_class_data(surrogates: list, dataset: str, split: str, data_root: str | None,
                        device: str, region, limit: int | None = None):
     """``split`` as uint8, clean logits of every surrogate, the first one's crops and predictions."""
-    from .train import TrainData, embed_samples, load_split
-
     ds, samples = load_split(dataset, split, data_root, limit)
     imgs, out, crops, pooled = embed_samples(ds, samples, surrogates, device, region, chunk=64)
     n_cls = out[0].shape[1]

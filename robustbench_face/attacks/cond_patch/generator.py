@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._regions import Region
+from .._regions import Region, crop_maps
 
 
 @dataclass
@@ -108,21 +108,6 @@ class GeneratorConfig:
         d.setdefault("bounded", False)  # pre-fix checkpoints
         d.setdefault("target_map", 0)
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-def crop_maps(maps: list[Tensor], region: Region) -> tuple[list[Tensor], Tensor]:
-    """The part of each feature map under ``region``, plus the global mean of the deepest map.
-
-    The decoder takes four scales: an extractor with more maps (dlib's ResNet has five, down
-    to 2x2) gives its three shallowest and its deepest.
-    """
-    if len(maps) > 4:
-        maps = [*maps[:3], maps[-1]]
-    crops = []
-    for m in maps:
-        y0, x0, ph, pw = region.box(*m.shape[-2:])
-        crops.append(m[..., y0:y0 + ph, x0:x0 + pw])
-    return crops, maps[-1].mean((2, 3))
 
 
 @torch.no_grad()

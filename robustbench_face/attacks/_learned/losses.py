@@ -1,4 +1,5 @@
-"""The dual pull / push objective for learned patches (per sample, to minimise).
+"""The dual pull / push objective for learned patches (per sample, to minimise), shared by
+``cond_patch`` (every term) and ``patch_universal`` (its evasion rows: push, decoy, tv).
 
 * pull  = 1 - cos(f(x_adv), t): toward the target identity's mean embedding t;
 * push  = max(0, cos(f(x_adv), s) - margin): away from the source identity's mean embedding s
@@ -19,7 +20,7 @@
   source identities: a term against the universal attractor (patched embeddings of different
   people had pairwise cos 0.97), which no per-row loss sees;
 * tv    = total variation of the patch (smoothness, printability; optional);
-* sat   = mean(relu(|z| - z_max)^2) on the generator's logits z (added in ``train``): keeps the
+* sat   = mean(relu(|z| - z_max)^2) on the generator's logits z (added by ``cond_patch``'s training step): keeps the
   pre-activations in the sigmoid's live range; without it they ran to |z| ~ 80 by step 40 and
   every gradient was exactly 0 (the collapse).
 
