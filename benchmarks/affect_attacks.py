@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     rows = []
     for c in todo:
         eps = c.pop("eps")
+        if "target_class" in c:  # a task option of affect runs
+            c["task_options"] = {"target_class": c.pop("target_class")}
         t0 = time.perf_counter()
         (row,) = run(RunConfig(victim="fer_xception", dataset="orl", limit=args.limit, device=args.device,
                                batch_size=args.batch_size, seed=args.seed, out=args.results, **c))

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from robustbench_face.runner import RunConfig, run
-from robustbench_face.sanity import eps_sweep, repeat
+from robustbench_face.sweeps import eps_sweep, repeat
 
 DEFENSES = ["none", "jpeg", "bit_depth", "median", "gaussian_noise", "lgs", "patch_mask"]
 COLUMNS = ["attack", "defense", "differentiable", "randomized", "clean_map", "nonadaptive_map",

@@ -31,7 +31,7 @@ def transfer_rows(dataset: str, mode: str, attack: str, attack_args: dict, limit
     for src in victims:
         others = [v for v in victims if v != src]
         rows = run(RunConfig(attack=attack, victim=src, dataset=dataset, eval_victims=others,
-                             mode=mode, limit=limit, far=far, seed=seed, out=results,
+                             mode=mode, limit=limit, task_options={"far": far}, seed=seed, out=results,
                              attack_args=attack_args))
         out += [_pivot(r, src) for r in rows]
     return out

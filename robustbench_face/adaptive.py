@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
+from .attacks._base import AttackWrapper, describe
 from .defenses._base import gradient_mode
 from .errors import InputError
 
@@ -61,18 +62,17 @@ class EOTView(nn.Module):
             return getattr(self._modules["victim"], name)
 
 
-class AdaptiveAttack:
+class AdaptiveAttack(AttackWrapper):
     """``attack`` run with BPDA (always) and EOT (when the victim is randomised)."""
 
     def __init__(self, attack: Callable, eot_draws: int = 10):
         if int(eot_draws) < 1:
             raise InputError(f"eot_draws must be >= 1, got {eot_draws}")
-        self.attack = attack
+        super().__init__(attack)
         self.eot_draws = int(eot_draws)
 
-    @property
-    def distance(self) -> str:
-        return getattr(self.attack, "distance", "linf")
+    def describe(self) -> dict[str, Any]:
+        return {**describe(self.attack), "adaptive": f"BPDA+EOT({self.eot_draws})"}
 
     def view(self, victim: nn.Module) -> nn.Module:
         if getattr(victim, "randomized", False) and self.eot_draws > 1:
@@ -82,9 +82,6 @@ class AdaptiveAttack:
     def __call__(self, victim, images: Tensor, target: Tensor | None = None) -> Tensor:
         with gradient_mode("bpda"):
             return self.attack(self.view(victim), images, target)
-
-    def __repr__(self) -> str:
-        return f"Adaptive(BPDA, EOT={self.eot_draws})[{self.attack!r}]"
 
 
 def plan(attack: Callable | None, victim: Any, adaptive: str = "auto",

@@ -32,39 +32,37 @@ def run(
     limit: Optional[int] = typer.Option(None, help="attack only the first N queries"),
     out: str = typer.Option("runs/results.csv", help="results CSV to append to"),
     data_root: Optional[str] = typer.Option(None, help="dataset folder anywhere on disk"),
-    attack_arg: List[str] = typer.Option([], "--attack-arg", "-a", help="attack option key=value (eps=8/255, steps=20, region=torso)"),
+    attack_arg: List[str] = typer.Option([], "--attack-arg", "-a", help="attack option key=value (eps=8/255, steps=20, region=torso); `rbf list attacks` names them"),
     batch_size: int = typer.Option(32),
     target_class: Optional[str] = typer.Option(None, help="affect targeted mode: class, quadrant or AU pattern"),
     adaptive: str = typer.Option("auto", help="defended victims: auto (BPDA/EOT when a defense needs it) | yes | no"),
     eot_draws: int = typer.Option(10, help="EOT draws for randomised defenses in the adaptive attack"),
     sanity: bool = typer.Option(False, help="also craft on the undefended victim (transfer red flag)"),
-    far: float = typer.Option(1e-3, help="faces: FAR at which the threshold is calibrated on clean pairs"),
+    far: Optional[float] = typer.Option(None, help="faces: FAR at which the threshold is calibrated on clean pairs (default 1e-3)"),
     split: Optional[str] = typer.Option(None, help="affect / face: evaluate only this split (e.g. orl's holdout people)"),
+    wide: bool = typer.Option(False, "--wide", help="print every column, not the compact table"),
 ):
     """Attack a victim on a dataset, score every victim, append rows to the results CSV."""
     from .runner import RunConfig, parse_kv
     from .runner import run as run_
 
-    rows = run_(RunConfig(attack=attack, victim=victim, dataset=dataset, eval_victims=eval_victim,
-                          defenses=defense, mode=mode, seed=seed, device=device, limit=limit,
-                          out=out, data_root=data_root, attack_args=parse_kv(attack_arg),
-                          batch_size=batch_size, target_class=target_class,
-                          adaptive=adaptive, eot_draws=eot_draws, sanity=sanity, far=far,
-                          split=split))
-    _print_rows(rows)
+    task_options = {k: v for k, v in (("far", far), ("split", split), ("target_class", target_class))
+                    if v is not None}
+    cfg = RunConfig(attack=attack, victim=victim, dataset=dataset, eval_victims=eval_victim,
+                    defenses=defense, mode=mode, seed=seed, device=device, limit=limit,
+                    out=out, data_root=data_root, attack_args=parse_kv(attack_arg),
+                    batch_size=batch_size, adaptive=adaptive, eot_draws=eot_draws,
+                    sanity=sanity, task_options=task_options)
+    try:
+        rows = run_(cfg)
+    except KeyboardInterrupt:
+        # rows are appended in one atomic write at the end: an interrupted run wrote none
+        typer.echo(f"interrupted: 0 rows written; {out} is unchanged", err=True)
+        raise typer.Exit(130)
+    from .table import print_rows
+
+    print_rows(rows, wide_table=wide)
     typer.echo(f"appended {len(rows)} row(s) to {out}")
-
-
-def _print_rows(rows):
-    from rich.console import Console
-    from rich.table import Table
-
-    skip = {"package_version", "git_sha", "config_hash", "timestamp", "attack_config", "device", "dataset", "seed"}
-    cols = [k for k in rows[0] if k not in skip and any(r.get(k) not in (None, "") for r in rows)]
-    table = Table(*cols)
-    for r in rows:
-        table.add_row(*[f"{r[c]:.4f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols])
-    Console(width=max(200, 14 * len(cols))).print(table)
 
 
 @app.command()
@@ -79,15 +77,23 @@ def train(
     out: Optional[str] = typer.Option(None, help="checkpoint path (.safetensors)"),
     resume: bool = typer.Option(False, help="continue from --out if it exists"),
     data_root: Optional[str] = typer.Option(None),
-    arg: List[str] = typer.Option([], "--arg", "-a", help="hyper-parameter key=value"),
+    attack_arg: List[str] = typer.Option([], "--attack-arg", "-a", help="training hyper-parameter key=value (as in rbf run)"),
 ):
     """Train a learned attack (generator or universal patch) on a training split."""
     from .runner import parse_kv
     from .training import train as train_
 
     path = train_(attack, victims=victim, dataset=dataset, split=split, steps=steps, seed=seed,
-                  device=device, out=out, resume=resume, data_root=data_root, **parse_kv(arg))
+                  device=device, out=out, resume=resume, data_root=data_root, **parse_kv(attack_arg))
     typer.echo(f"checkpoint written to {path}")
+
+
+@app.command()
+def fetch(name: str = typer.Argument(..., help="dataset name (its card gives the archive URL and sha256)")):
+    """Download a dataset's public archive into the asset home: progress bar, sha256, resume."""
+    from .fetch import fetch as fetch_
+
+    typer.echo(f"{name} is in {fetch_(name)}")
 
 
 @app.command("list")
@@ -101,7 +107,8 @@ def list_(kind: Optional[str] = typer.Argument(None, help="victims | attacks | d
             raise RbfError(f"unknown kind {k!r}; use one of: {', '.join(KINDS)}")
         typer.echo(f"{k}:")
         for e in REGISTRIES[k].entries():
-            typer.echo(f"  {e.name:<24} {e.summary}")
+            where = e.module.removeprefix("robustbench_face.") if e.source == "builtin" else e.source
+            typer.echo(f"  {e.name:<24} {where:<28} {e.summary}")
 
 
 plugin_app = typer.Typer(help="Author third-party plugins.", no_args_is_help=True)
@@ -133,11 +140,14 @@ def leaderboard(results: str = typer.Argument(..., help="results CSV"),
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except RbfError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except (typer.Exit, typer.Abort) as exc:
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
         sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:
         # usage errors come from the click that typer vendors; duck-type them, don't import it
@@ -145,6 +155,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)  # typer returns an exit code (130 on Ctrl-C)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Adaptive evaluation: when BPDA/EOT run, what they change, and the sanity flags."""
 
+import json
+
 import pytest
 import torch
 
 import robustbench_face as rbf
 from robustbench_face.adaptive import AdaptiveAttack, EOTView, plan
 from robustbench_face.errors import InputError
-from robustbench_face.runner import CountingVictim
-from robustbench_face.sanity import LossTracker
+from robustbench_face.measure import CountingVictim, LossTracker
 from conftest import have_asset, needs_osnet
 from test_defenses import Toy
 
@@ -75,12 +76,12 @@ def test_loss_tracker_flags_masked_gradients():
     adaptive = LossTracker(AdaptiveAttack(rbf.create_attack("pgd", steps=3)))
     adaptive(victim, x)
     assert adaptive.columns()["flags"] == ""
-    assert repr(adaptive).startswith("Adaptive(BPDA")
+    assert adaptive.describe()["adaptive"] == "BPDA+EOT(10)" and adaptive.describe()["attack"] == "pgd"
 
 
 def test_eps_sweep_flags():
     from robustbench_face.runner import RunConfig
-    from robustbench_face.sanity import eps_sweep, repeat
+    from robustbench_face.sweeps import eps_sweep, repeat
 
     table = {0: (0.9, 0.0), 0.01: (0.5, 0.6), 0.02: (0.7, 0.3)}  # eps: (adv_map, success)
 
@@ -114,6 +115,6 @@ def test_runner_rows_mark_adaptive(tmp_path):
     naive = run(RunConfig(adaptive="no", **common))[0]
     adaptive = run(RunConfig(**common))[0]
     assert naive["adaptive"] == "no" and "non-adaptive" in naive["flags"]
-    assert adaptive["adaptive"] == "yes" and adaptive["attack_config"].startswith("Adaptive(BPDA")
+    assert adaptive["adaptive"] == "yes" and json.loads(adaptive["attack_config"])["adaptive"] == "BPDA+EOT(10)"
     ranked = leaderboard(out)
     assert [r["adaptive"] for r in ranked] == ["yes", "no"]  # never above an adaptive row

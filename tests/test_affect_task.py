@@ -15,7 +15,11 @@ from robustbench_face import runner
 from robustbench_face.errors import InputError
 from robustbench_face.registry import VICTIMS
 from robustbench_face.runner import RunConfig
-from robustbench_face.tasks import affect as T
+from robustbench_face.heads.logits import parse_class
+from robustbench_face.heads.multilabel import parse_au_pattern
+from robustbench_face.heads.regression import parse_quadrant
+from robustbench_face.metrics.affect import score_expression, score_valence_arousal
+from robustbench_face.tasks.affect import affect_head
 from robustbench_face.types import VictimBase
 from robustbench_face.victims.affect import register_affect_victim
 
@@ -25,10 +29,11 @@ def fer_ok(fer_victim):
     """The runner builds its own fer_xception; this only skips when its weights are missing."""
 
 
-def cfg(tmp_path, **kw) -> RunConfig:
+def cfg(tmp_path, target_class=None, **kw) -> RunConfig:
     base = dict(attack="pgd", victim="fer_xception", dataset="orl", limit=4, batch_size=4,
                 attack_args={"steps": 2}, out=str(tmp_path / "results.csv"))
-    return RunConfig(**{**base, **kw})
+    opts = {"task_options": {"target_class": target_class}} if target_class is not None else {}
+    return RunConfig(**{**base, **opts, **kw})
 
 
 # -- tiny affect victims: registered once per session -----------------------------------------
@@ -134,7 +139,7 @@ def test_wrong_output_count(tmp_path, victim, msg):
 
 def test_embedding_victim_on_affect_data(tmp_path):
     with pytest.raises(InputError, match="need an affect head"):
-        T.head_of(type("V", (), {"name": "osnet", "output": "embedding"})())
+        affect_head(type("V", (), {"name": "osnet", "output": "embedding"})())
 
 
 # -- the other heads ----------------------------------------------------------------------
@@ -162,10 +167,12 @@ def test_bad_head_targets(tmp_path, victim, target, msg):
 
 
 def test_target_parsers():
-    assert T.parse_class("Happiness", ("angry", "happy")) == 1  # ABAW / RAF-DB spelling
-    assert T.parse_quadrant("low_valence_low_arousal") == (-1, -1)
-    assert T.parse_au_pattern("au12=on,4=0", ("AU4", "AU12")) == {1: 1, 0: 0}
-    goal = T.target_tensor("multilabel", {1: 1}, torch.tensor([[0.9, 0.1], [0.2, 0.3]]))
+    from robustbench_face.heads import get_head
+
+    assert parse_class("Happiness", ("angry", "happy")) == 1  # ABAW / RAF-DB spelling
+    assert parse_quadrant("low_valence_low_arousal") == (-1, -1)
+    assert parse_au_pattern("au12=on,4=0", ("AU4", "AU12")) == {1: 1, 0: 0}
+    goal = get_head("multilabel").target_tensor({1: 1}, torch.tensor([[0.9, 0.1], [0.2, 0.3]]))
     assert goal.tolist() == [[1.0, 1.0], [0.0, 1.0]]  # unnamed AUs keep their clean state
 
 
@@ -174,14 +181,13 @@ def test_target_parsers():
 def test_scorers_with_labels():
     clean = np.array([[3.0, 0, 0], [0, 3, 0], [0, 0, 3], [3, 0, 0]])
     adv = np.array([[0, 3.0, 0], [0, 3, 0], [3, 0, 0], [3, 0, 0]])
-    v = type("V", (), {"name": "v", "classes": ("a", "b", "c")})()
-    cols, success = T.score_logits(clean, adv, np.array([0, 1, 1, -1]), None, v)
+    cols, success = score_expression(clean, adv, np.array([0, 1, 1, -1]), None, ("a", "b", "c"))
     assert cols["clean_acc"] == pytest.approx(2 / 3) and cols["adv_acc"] == pytest.approx(1 / 3)
     assert success.tolist() == [True, False]  # only clean-correct, valid-labelled images
     va_c = np.array([[0.5, 0.5], [-0.5, 0.2], [0.1, -0.3]])
     va_a = np.array([[-0.1, 0.5], [-0.5, 0.2], [0.1, -0.3]])
-    cols, success = T.score_regression(va_c, va_a, np.array([[0.4, 0.5], [-0.5, 0.1], [-5, -5]]),
-                                       (-1, 1), None)
+    cols, success = score_valence_arousal(va_c, va_a, np.array([[0.4, 0.5], [-0.5, 0.1], [-5, -5]]),
+                                          (-1, 1))
     assert success.tolist() == [True, False] and cols["quadrant_flip_rate"] == pytest.approx(1 / 3)
     assert cols["clean_ccc_mean"] > cols["adv_ccc_mean"]
 

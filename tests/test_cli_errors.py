@@ -52,6 +52,19 @@ def test_non_finite_attack_argument(results):
     assert_clean_failure(p, results, "eps must be a finite number")
 
 
+@pytest.mark.parametrize("arg, needles", [
+    ("epss=4/255", ["attack pgd: unknown option 'epss'", "accepted: eps (float or None)", "steps (int)",
+                    "norm ('linf' or 'l2')", "seed (int)"]),
+    ("eps=abc", ["attack pgd: option eps='abc' is not a number", "accepted: eps (float or None)"]),
+    ("steps=2.5", ["attack pgd: option steps=2.5 is not an integer"]),
+])
+def test_bad_attack_option_is_one_line(results, arg, needles):
+    p = rbf("run", "--attack", "pgd", "--victim", "osnet", "-a", arg, "--out", str(results))
+    assert p.returncode == 2
+    assert_clean_failure(p, results, *needles)
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
 def test_non_finite_images_rejected():
     import torch
 

@@ -117,7 +117,7 @@ def test_lgs_suppresses_high_frequency_patch():
     (("gaussian_noise", {"sigma": -1}), "sigma"),
     (("lgs", {"overlap": 20}), "overlap"),
     (("patch_mask", {"rows": 0}), "rows"),
-    (("jpeg", {"qualty": 50}), "unknown parameter.*qualty.*known: quality"),
+    (("jpeg", {"qualty": 50}), r"unknown option 'qualty'; accepted: quality \(int\)"),
 ])
 def test_bad_parameters(spec, match):
     name, kwargs = spec

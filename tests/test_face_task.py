@@ -57,9 +57,10 @@ def lfw_root(tmp_path) -> Path:
     return root
 
 
-def cfg(root: Path, tmp_path: Path, **kw) -> RunConfig:
-    base = dict(attack="pgd", victim="dlib_resnet", dataset="lfw", data_root=str(root), far=0.2,
-                attack_args={"steps": 2, "eps": 8 / 255}, out=str(tmp_path / "results.csv"), seed=0)
+def cfg(root: Path, tmp_path: Path, far: float = 0.2, **kw) -> RunConfig:
+    base = dict(attack="pgd", victim="dlib_resnet", dataset="lfw", data_root=str(root),
+                task_options={"far": far}, attack_args={"steps": 2, "eps": 8 / 255},
+                out=str(tmp_path / "results.csv"), seed=0)
     return RunConfig(**{**base, **kw})
 
 
@@ -124,7 +125,7 @@ def test_unresolvable_far_is_a_clear_error(lfw_root, tmp_path):
 def test_pairs_rule_without_pairs_file():
     samples = [Sample(Path(f"p{i}/{j}.png"), i) for i in range(20) for j in range(3)]
     ds = ImageDataset("toy", Path("."), samples, "face")
-    pairs, rule = build_pairs(type("C", (), {"seed": 3})(), ds)
+    pairs, rule = build_pairs(ds, seed=3)
     assert rule.startswith("make_pairs(seed=3") and sum(p.same for p in pairs) == 60
     assert sum(not p.same for p in pairs) == 60 and {p.fold for p in pairs} == set(range(10))
 
@@ -133,12 +134,12 @@ def test_pairs_of_one_split_use_only_its_people():
     samples = [Sample(Path(f"p{i}/{j}.png"), i, split="train" if i < 20 else "holdout")
                for i in range(26) for j in range(3)]
     ds = ImageDataset("toy", Path("."), samples, "face")
-    pairs, rule = build_pairs(type("C", (), {"seed": 3, "split": "holdout"})(), ds)
+    pairs, rule = build_pairs(ds, seed=3, split="holdout")
     people = {p.a.parent.name for p in pairs} | {p.b.parent.name for p in pairs}
     assert people == {f"p{i}" for i in range(20, 26)} and "split=holdout" in rule
     assert {p.fold for p in pairs} == set(range(3))  # 6 people: 3 folds of 2
     with pytest.raises(DataError, match="nope"):
-        build_pairs(type("C", (), {"seed": 3, "split": "nope"})(), ds)
+        build_pairs(ds, seed=3, split="nope")
 
 
 def test_choose_attacked_is_seeded_and_limited():

@@ -55,7 +55,7 @@ def _with_entry_points(monkeypatch, reg, eps):
 
 def test_entry_point_plugin_is_lazy_and_loaded(monkeypatch):
     reg = _with_entry_points(monkeypatch, _fresh(), [
-        EntryPoint("plug", "robustbench_face.attacks.pgd:pgd", "robustbench_face.attacks")])
+        EntryPoint("plug", "robustbench_face.attacks.pgd:PGD", "robustbench_face.attacks")])
     assert "plug" in reg.names()
     assert reg._pending and "plug" not in reg._entries  # not imported until asked for
     assert reg.get("plug").factory is rbf.create_attack.__globals__["ATTACKS"].get("pgd").factory
@@ -65,7 +65,7 @@ def test_broken_plugin_warns_and_is_skipped(monkeypatch):
     reg = _with_entry_points(monkeypatch, _fresh(), [
         EntryPoint("broken", "no_such_module_xyz:factory", "robustbench_face.attacks"),
         EntryPoint("missing_obj", "robustbench_face.attacks.pgd:no_such_object", "robustbench_face.attacks"),
-        EntryPoint("good", "robustbench_face.attacks.pgd:pgd", "robustbench_face.attacks")])
+        EntryPoint("good", "robustbench_face.attacks.pgd:PGD", "robustbench_face.attacks")])
     with pytest.warns(UserWarning) as rec:
         entries = reg.entries()
     msgs = " ".join(str(w.message) for w in rec)

@@ -1,7 +1,11 @@
 """The re-ID runner end to end on real data (a few queries, few steps): rows, determinism."""
 
-import pytest
+import json
 
+import pytest
+import torch
+
+from robustbench_face import create_attack
 from robustbench_face.errors import InputError
 from robustbench_face.results import read_rows
 from robustbench_face.runner import RunConfig, run
@@ -50,3 +54,26 @@ def test_clean_run_matches_adv(tmp_path):
 def test_bad_limit(tmp_path):
     with pytest.raises(InputError, match="--limit"):
         run(_cfg(tmp_path, limit=0))
+
+
+def test_seed_reaches_patch_iter(tmp_path):
+    """--seed is the attack's seed: different seeds start from different random patches, the
+    same seed gives identical rows (each batch reseeds from it, so batching does not matter)."""
+    keys = ["adv_map", "adv_rank1", "success_rate", "loss_gain"]
+    common = dict(attack="patch_iter", eval_victims=[], limit=4, batch_size=2,
+                  attack_args={"steps": 2})
+    one, two, again = (run(_cfg(tmp_path, seed=s, **common))[0] for s in (1, 2, 1))
+    assert [one[k] for k in keys] == [again[k] for k in keys]
+    assert [one[k] for k in keys] != [two[k] for k in keys]
+    assert json.loads(one["attack_config"])["seed"] == 1 and json.loads(two["attack_config"])["seed"] == 2
+    with pytest.raises(InputError, match="--seed"):
+        run(_cfg(tmp_path, attack="patch_iter", attack_args={"seed": 3}))
+
+
+def test_patch_iter_random_start_follows_the_seed():
+    from test_contracts import Toy
+
+    x = torch.zeros(2, 3, 32, 32)
+    start = {s: create_attack("patch_iter", steps=1, lr=0.0, seed=s)(Toy("embedding"), x) for s in (1, 2)}
+    assert not torch.equal(start[1], start[2])
+    assert torch.equal(start[1], create_attack("patch_iter", steps=1, lr=0.0, seed=1)(Toy("embedding"), x))

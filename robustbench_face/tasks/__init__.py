@@ -1,30 +1,26 @@
-"""Task runners: one per field, each ``(cfg, dataset, mode, attack, victims) -> rows``.
+"""Task runners: one per field, each a :class:`~._template.Task` (load the inputs, draw the
+targets, attack, score), driven by :func:`~._template.run_task`.
 
-A task runner knows its field's protocol (re-ID: Market-1501 mAP/CMC; faces: verification
-at a FAR; affect: flip and targeted rates). ``robustbench_face.runner.run`` picks one by
-``dataset.task``, except that a victim with an affect head (logits, regression, multilabel)
-makes any dataset an affect run.
+A task knows its field's protocol (re-ID: Market-1501 mAP/CMC; faces: verification at a FAR;
+affect: flip and targeted rates). ``robustbench_face.runner`` picks one by the dataset's
+task, except that a victim with an affect head (logits, regression, multilabel) makes any
+dataset an affect run.
 """
 
 from __future__ import annotations
 
-import importlib
+from ..errors import InputError
+from ._template import Context, Row, Task, run_task
+from .affect import Affect
+from .face import Face
+from .reid import Reid
 
-_TASK_MODULES = {"reid": "reid", "face": "face", "affect": "affect"}
+TASKS: dict[str, Task] = {t.name: t for t in (Reid(), Face(), Affect())}
 
-
-class _Tasks(dict):
-    def __missing__(self, task: str):
-        from ..errors import InputError
-
-        if task not in _TASK_MODULES:
-            raise InputError(f"no runner for task {task!r}; known: {', '.join(_TASK_MODULES)}")
-        try:
-            mod = importlib.import_module(f"{__name__}.{_TASK_MODULES[task]}")
-        except ModuleNotFoundError as exc:
-            raise InputError(f"the {task} runner is not available: {exc}") from None
-        self[task] = mod.run_task
-        return mod.run_task
+__all__ = ["TASKS", "Context", "Row", "Task", "get_task", "run_task"]
 
 
-TASKS = _Tasks()
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise InputError(f"no runner for task {name!r}; known: {', '.join(TASKS)}")
+    return TASKS[name]

@@ -8,8 +8,9 @@ embeddings. Protocol (``docs/face.md``):
   ``seed=cfg.seed`` and 10 identity-disjoint folds: every genuine pair and as many impostor
   pairs when that is at most ``MAX_PAIRS`` (ORL: 1800 + 1800), else ``MAX_PAIRS`` of each.
   ``--limit`` caps the number of *attacked* pairs; calibration always uses every pair.
-  ``--split S`` draws the pairs among that split's people only (ORL ``holdout``: the 10
-  people a learned attack never saw), with ``min(10, identities // 2)`` folds.
+  The task option ``split`` (``--split S``) draws the pairs among that split's people only
+  (ORL ``holdout``: the 10 people a learned attack never saw), with ``min(10, identities // 2)``
+  folds.
 * **Alignment.** Every image named by a pair is aligned with the attacked victim's
   ``alignment`` (``align_samples``, cached); undetected faces get the aligner's documented
   fallback and are counted in ``n_fallback``. Attacks run on these chips, so face patch
@@ -19,7 +20,7 @@ embeddings. Protocol (``docs/face.md``):
   adversarial scores are comparable. When that differs from the victim's own alignment its
   native clean numbers are added (``clean_acc_native``, ``tar_at_far_native``).
 * **Threshold.** Scores are cosines of L2-normalised embeddings; a pair is accepted when
-  ``score > threshold``, the threshold of TAR@FAR ``cfg.far`` (default 1e-3) on all clean
+  ``score > threshold``, the threshold of TAR@FAR ``far`` (task option, default 1e-3) on all clean
   pairs. ``clean_acc`` is the 10-fold accuracy (the pair folds), ``tar_at_far`` the clean TAR.
 * **dodging.** The first image (``a``) of each genuine pair that the attacked victim accepts
   clean is attacked *untargeted* (pushed away from its own clean embedding; the attacker does
@@ -42,7 +43,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from math import comb
 
 import numpy as np
@@ -52,19 +53,27 @@ import torch.nn.functional as F
 from ..datasets._base import Sample, read_image
 from ..datasets.lfw_pairs import make_pairs
 from ..errors import DataError, InputError
+from ..measure import embed
 from ..metrics import verification as V
-from ..runner import attack_and_measure
-from .reid import embed
+from ..metrics.verification import wilson
+from ._template import Row, Task
 
 log = logging.getLogger(__name__)
 
 MAX_PAIRS = 3000  # per kind for make_pairs; LFW View 2 has 3000 genuine + 3000 impostor pairs
 N_BOOT = 1000
 
+__all__ = ["Face", "FaceOptions", "build_pairs", "calibrate", "choose_attacked", "identify", "wilson"]
 
-def build_pairs(cfg, ds) -> tuple[list, str]:
+
+@dataclass
+class FaceOptions:
+    far: float = 1e-3           # false-accept rate of the verification threshold (clean pairs)
+    split: str | None = None    # pairs among one split's people only (a learned attack's unseen people)
+
+
+def build_pairs(ds, seed: int, split: str | None = None) -> tuple[list, str]:
     """The dataset's own pairs, else the seeded ``make_pairs`` rule (see module docstring)."""
-    split = getattr(cfg, "split", None)
     if split is not None:  # only the people of one split (a learned attack's unseen people)
         if ds.meta.get("pairs") is not None:
             raise InputError(f"--split: dataset {ds.name!r} has a fixed pairs file; it cannot "
@@ -82,9 +91,9 @@ def build_pairs(cfg, ds) -> tuple[list, str]:
     n_gen = sum(comb(n, 2) for n in sizes.values())
     cap = None if n_gen <= MAX_PAIRS else MAX_PAIRS
     folds = 10 if split is None else max(1, min(10, len(sizes) // 2))
-    pairs = make_pairs(ds, n_genuine=cap, n_impostor=cap, seed=cfg.seed, folds=folds)
+    pairs = make_pairs(ds, n_genuine=cap, n_impostor=cap, seed=seed, folds=folds)
     where = "" if split is None else f",split={split}"
-    return pairs, f"make_pairs(seed={cfg.seed},folds={folds},{'all' if cap is None else cap} genuine{where})"
+    return pairs, f"make_pairs(seed={seed},folds={folds},{'all' if cap is None else cap} genuine{where})"
 
 
 def _images(ds, pairs) -> list[Sample]:
@@ -155,125 +164,129 @@ def choose_attacked(eligible: np.ndarray, limit: int | None, seed: int) -> np.nd
     return np.sort(idx)
 
 
-def _attack_cols(attack, mode, n_eligible, n_attacked, seconds, seen, pert) -> dict:
-    kind = getattr(attack, "distance", "linf")
-    cols = {"n_eligible": n_eligible, "n_queries": n_attacked, "attacked_image": "a",
-            "sec_per_query": seconds / max(n_attacked, 1), "perturbation": pert,
-            "perturbation_kind": kind, "queries_per_image": seen / max(n_attacked, 1)}
-    region = getattr(attack, "region", None) or getattr(getattr(attack, "attack", None), "region", None)
-    if region is not None and hasattr(region, "area"):
-        cols["region_area"] = float(region.area)
-    return cols
-
-
-def _success(mode, adv: np.ndarray, clean: np.ndarray, thr: float, seed: int) -> dict:
-    """Success over attacked pairs this victim got right clean; CI by bootstrap."""
-    right = clean > thr if mode == "dodging" else clean <= thr
+def _success(dodging: bool, adv: np.ndarray, clean: np.ndarray, thr: float, seed: int) -> dict:
+    """Success over attacked pairs this victim got right clean; CI by bootstrap and Wilson."""
+    right = clean > thr if dodging else clean <= thr
     s = adv[right]
     out = {"n_scored": int(right.sum()), "score_clean": float(clean.mean()) if clean.size else math.nan,
            "score_adv": float(adv.mean()) if adv.size else math.nan}
-    key = "adv_tar" if mode == "dodging" else "adv_far"
-    out[key] = float(np.mean(adv > thr)) if adv.size else math.nan
+    out["adv_tar" if dodging else "adv_far"] = float(np.mean(adv > thr)) if adv.size else math.nan
     if s.size == 0:
         return {**out, "success_rate": math.nan, "ci_low": math.nan, "ci_high": math.nan}
-    fn = V.dodging_success if mode == "dodging" else V.impersonation_success
+    fn = V.dodging_success if dodging else V.impersonation_success
     r = fn(s, thr, n_boot=N_BOOT, seed=seed)
     w_lo, w_hi = wilson(round(r.rate * r.n), r.n)
     return {**out, "success_rate": r.rate, "ci_low": r.ci_low, "ci_high": r.ci_high,
             "wilson_low": w_lo, "wilson_high": w_hi}
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score 95% interval of k successes in n; unlike the percentile bootstrap it does
-    not collapse to a point at 0% or 100%, so small attacked sets keep an honest width.
-
-    >>> [round(v, 3) for v in wilson(10, 10)]
-    [0.722, 1.0]
-    """
-    p, d = k / n, 1 + z * z / n
-    c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
-
-
-def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
-    far = float(getattr(cfg, "far", 1e-3))
-    if not 0.0 < far <= 1.0:
-        raise InputError(f"--far must be in (0, 1], got {far}")
-    pairs, rule = build_pairs(cfg, ds)
-    samples = _images(ds, pairs)
-    index = {s.path: i for i, s in enumerate(samples)}
-    ia = np.array([index[p.a] for p in pairs]); ib = np.array([index[p.b] for p in pairs])
-    same = np.array([p.same for p in pairs], dtype=bool)
-    folds = np.array([p.fold for p in pairs])
-    names = list(victims)
-    att = victims[names[0]]
-    align = getattr(att, "alignment", None)
-    chips, detected = aligned(align, samples)
-    n_fallback = int((~detected).sum())
-    if n_fallback:
-        log.warning("%d of %d images: no face found by %s, aligner fallback used (n_fallback)",
-                    n_fallback, len(samples), align)
-    bs, dev = cfg.batch_size, cfg.device
-    emb = {n: embed(victims[n], chips, bs, dev) for n in names}
-    cal = {n: calibrate(_cos(emb[n][ia], emb[n][ib]), same, folds, far, cfg.seed) for n in names}
-    thr = cal[names[0]]["threshold"]
-
-    adv_cols, adv_emb, sel = {}, {}, None
-    if attack is not None:
-        sel, adv_cols, adv_emb = attack_pairs(cfg, mode, attack, victims, chips, emb, ia, ib,
-                                              same, thr, far)
-
-    rows = []
-    for n in names:
-        v = victims[n]
-        row = {"task": "face", "victim": att.name, "eval_victim": v.name,
-               "alignment": getattr(v, "alignment", None) or "none", "eval_alignment": align or "none",
-               "n_images": len(samples), "n_fallback": n_fallback, "n_pairs": len(pairs),
-               "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()), "pairs_rule": rule,
-               "pairs_skipped": int(ds.meta.get("pairs_skipped", 0) or 0), "far": far, **cal[n],
-               **identify(emb[n], samples)}
-        if getattr(v, "alignment", None) != align:
-            row.update(_native(cfg, v, samples, ia, ib, same, folds, far))
-        if sel is not None:
-            clean = _cos(emb[n][ia[sel]], emb[n][ib[sel]])
-            adv = _cos(adv_emb[n], emb[n][ib[sel]])
-            row.update(adv_cols)
-            row.update(_success(mode, adv, clean, cal[n]["threshold"], cfg.seed))
-        rows.append(row)
-        log.info("%s on %s: clean acc %.4f, TAR@FAR %g %.4f, success %s", cfg.attack, v.name,
-                 row["clean_acc"], far, row["tar_at_far"], row.get("success_rate"))
-    return rows
+@dataclass
+class FaceInputs:
+    pairs: list
+    rule: str
+    samples: list[Sample]
+    ia: np.ndarray
+    ib: np.ndarray
+    same: np.ndarray
+    folds: np.ndarray
+    chips: torch.Tensor
+    n_fallback: int
+    alignment: str | None
+    emb: dict[str, np.ndarray]
+    cal: dict[str, dict]
+    sel: np.ndarray | None = None   # attacked pairs (None: a clean run)
+    n_eligible: int = 0
+    images: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # image a of each attacked pair
 
 
-def _native(cfg, victim, samples, ia, ib, same, folds, far) -> dict:
+@dataclass
+class FaceRow(Row):
+    n_queries: int | None = None    # attacked pairs; none in a clean run
+    extra: dict = field(default_factory=dict)  # protocol, calibration and success columns
+
+
+class Face(Task):
+    name = "face"
+    modes = ("dodging", "impersonation")
+    aliases = {"evasion": "dodging"}
+    Options = FaceOptions
+
+    def check(self, options: FaceOptions, mode, targeted) -> None:
+        if not 0.0 < float(options.far) <= 1.0:
+            raise InputError(f"--far must be in (0, 1], got {options.far}")
+
+    def inputs(self, ctx) -> FaceInputs:
+        far, seed = float(ctx.options.far), ctx.cfg.seed
+        pairs, rule = build_pairs(ctx.ds, seed, ctx.options.split)
+        samples = _images(ctx.ds, pairs)
+        index = {s.path: i for i, s in enumerate(samples)}
+        ia = np.array([index[p.a] for p in pairs]); ib = np.array([index[p.b] for p in pairs])
+        same = np.array([p.same for p in pairs], dtype=bool)
+        folds = np.array([p.fold for p in pairs])
+        align = getattr(ctx.attacked, "alignment", None)
+        chips, detected = aligned(align, samples)
+        n_fallback = int((~detected).sum())
+        if n_fallback:
+            log.warning("%d of %d images: no face found by %s, aligner fallback used (n_fallback)",
+                        n_fallback, len(samples), align)
+        emb = {n: embed(v, chips, ctx.cfg.batch_size, ctx.cfg.device) for n, v in ctx.victims.items()}
+        cal = {n: calibrate(_cos(emb[n][ia], emb[n][ib]), same, folds, far, seed) for n in ctx.names}
+        inp = FaceInputs(pairs, rule, samples, ia, ib, same, folds, chips, n_fallback, align, emb, cal,
+                         images=chips[:0])
+        if ctx.attack is not None:
+            self._select(ctx, inp, far)
+        return inp
+
+    def _select(self, ctx, inp: FaceInputs, far: float) -> None:
+        """The attacked pairs: eligible ones (right clean on the attacked victim), seeded order."""
+        thr = inp.cal[ctx.names[0]]["threshold"]
+        if math.isnan(thr):
+            raise InputError(f"FAR {far:g} cannot be resolved with {int((~inp.same).sum())} impostor "
+                             f"pairs (needs >= {math.ceil(1 / far)}); raise --far or use more pairs")
+        clean0 = _cos(inp.emb[ctx.names[0]][inp.ia], inp.emb[ctx.names[0]][inp.ib])
+        eligible = (inp.same & (clean0 > thr)) if not ctx.targeted else (~inp.same & (clean0 <= thr))
+        inp.sel = choose_attacked(eligible, ctx.cfg.limit, ctx.cfg.seed)
+        if inp.sel.size == 0:
+            raise InputError(f"no {'impostor' if ctx.targeted else 'genuine'} pair is correctly "
+                             f"classified clean by {ctx.attacked.name}; nothing to attack")
+        inp.n_eligible = int(eligible.sum())
+        inp.images = inp.chips[inp.ia[inp.sel]]
+
+    def targets(self, ctx, inp: FaceInputs) -> torch.Tensor:
+        """The partner's clean embedding on the attacked victim."""
+        t = torch.from_numpy(inp.emb[ctx.names[0]][inp.ib[inp.sel]]).to(inp.images.dtype)
+        return F.normalize(t, dim=1)
+
+    def score(self, ctx, inp: FaceInputs, outcome) -> list[FaceRow]:
+        rows = []
+        adv_emb = {n: embed(v, outcome.x_adv, ctx.cfg.batch_size, ctx.cfg.device)
+                   for n, v in ctx.victims.items()} if inp.sel is not None else {}
+        for n, v in ctx.victims.items():
+            extra = {"alignment": getattr(v, "alignment", None) or "none",
+                     "eval_alignment": inp.alignment or "none", "n_images": len(inp.samples),
+                     "n_fallback": inp.n_fallback, "n_pairs": len(inp.pairs), "n_genuine": int(inp.same.sum()),
+                     "n_impostor": int((~inp.same).sum()), "pairs_rule": inp.rule,
+                     "pairs_skipped": int(ctx.ds.meta.get("pairs_skipped", 0) or 0),
+                     "far": float(ctx.options.far), **inp.cal[n], **identify(inp.emb[n], inp.samples)}
+            if getattr(v, "alignment", None) != inp.alignment:
+                extra.update(_native(ctx, v, inp))
+            row = FaceRow("face", ctx.attacked.name, v.name, extra=extra)
+            if inp.sel is not None:
+                clean = _cos(inp.emb[n][inp.ia[inp.sel]], inp.emb[n][inp.ib[inp.sel]])
+                adv = _cos(adv_emb[n], inp.emb[n][inp.ib[inp.sel]])
+                row.n_queries, row.cost = int(inp.sel.size), outcome.columns()
+                extra.update(n_eligible=inp.n_eligible, attacked_image="a",
+                             **_success(not ctx.targeted, adv, clean, inp.cal[n]["threshold"], ctx.cfg.seed))
+            rows.append(row)
+            log.info("%s on %s: clean acc %.4f, TAR@FAR %g %.4f, success %s", ctx.attack_name, v.name,
+                     extra["clean_acc"], ctx.options.far, extra["tar_at_far"], extra.get("success_rate"))
+        return rows
+
+
+def _native(ctx, victim, inp: FaceInputs) -> dict:
     """Clean numbers of an eval victim on chips of its own alignment (transfer rows only)."""
-    chips, det = aligned(getattr(victim, "alignment", None), samples)
-    e = embed(victim, chips, cfg.batch_size, cfg.device)
-    c = calibrate(_cos(e[ia], e[ib]), same, folds, far, cfg.seed)
+    chips, det = aligned(getattr(victim, "alignment", None), inp.samples)
+    e = embed(victim, chips, ctx.cfg.batch_size, ctx.cfg.device)
+    c = calibrate(_cos(e[inp.ia], e[inp.ib]), inp.same, inp.folds, float(ctx.options.far), ctx.cfg.seed)
     return {"clean_acc_native": c["clean_acc"], "tar_at_far_native": c["tar_at_far"],
             "threshold_native": c["threshold"], "n_fallback_native": int((~det).sum())}
-
-
-def attack_pairs(cfg, mode, attack, victims, chips, emb, ia, ib, same, thr, far):
-    """Attack image ``a`` of the chosen pairs; returns (pair indices, cost columns, adv embeddings)."""
-    names = list(victims)
-    att = victims[names[0]]
-    if math.isnan(thr):
-        raise InputError(f"FAR {far:g} cannot be resolved with {int((~same).sum())} impostor "
-                         f"pairs (needs >= {math.ceil(1 / far)}); raise --far or use more pairs")
-    clean0 = _cos(emb[names[0]][ia], emb[names[0]][ib])
-    eligible = (same & (clean0 > thr)) if mode == "dodging" else (~same & (clean0 <= thr))
-    sel = choose_attacked(eligible, cfg.limit, cfg.seed)
-    if sel.size == 0:
-        raise InputError(f"no {'genuine' if mode == 'dodging' else 'impostor'} pair is "
-                         f"correctly classified clean by {att.name}; nothing to attack")
-    bs, dev = cfg.batch_size, cfg.device
-    x = chips[ia[sel]]
-    targets = None
-    if mode == "impersonation":  # the partner's clean embedding on the attacked victim
-        t = torch.from_numpy(emb[names[0]][ib[sel]]).to(x.dtype)
-        targets = F.normalize(t, dim=1)
-    x_adv, seconds, seen, _, pert = attack_and_measure(attack, att, x, targets, bs, dev,
-                                                       desc=f"{cfg.attack} on {att.name}")
-    cols = _attack_cols(attack, mode, int(eligible.sum()), int(sel.size), seconds, seen, pert)
-    return sel, cols, {n: embed(victims[n], x_adv, bs, dev) for n in names}

@@ -19,20 +19,16 @@ attacked one (white-box), the rest are transfer / black-box victims.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..measure import embed
 from ..metrics.reid import distance_matrix, evaluate_rank, map_floor
-from ..runner import attack_and_measure
+from ._template import Row, Task
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def embed(victim, images: torch.Tensor, batch_size: int, device: str) -> np.ndarray:
-    out = [victim(images[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
-    return torch.cat(out).numpy()
 
 
 def draw_targets(q_pids: np.ndarray, g_pids: np.ndarray, seed: int) -> np.ndarray:
@@ -46,48 +42,66 @@ def draw_targets(q_pids: np.ndarray, g_pids: np.ndarray, seed: int) -> np.ndarra
     return np.array([rng.choice(ids[ids != p]) for p in q_pids])
 
 
-def run_task(cfg, ds, mode, attack, victims) -> list[dict]:
-    queries = ds.split("query")[: cfg.limit]
-    gallery = ds.split("gallery")
-    q_pids = np.array([s.pid for s in queries]); q_cams = np.array([s.camid for s in queries])
-    g_pids = np.array([s.pid for s in gallery]); g_cams = np.array([s.camid for s in gallery])
-    xq = ds.load(queries)
-    xg = ds.load(gallery)
-    bs, dev = cfg.batch_size, cfg.device
-    names = list(victims)
-    feats_g = {n: embed(victims[n], xg, bs, dev) for n in names}
-    attacked = victims[names[0]]
+@dataclass
+class ReidInputs:
+    images: torch.Tensor            # the queries
+    q_pids: np.ndarray
+    q_cams: np.ndarray
+    g_pids: np.ndarray
+    g_cams: np.ndarray
+    feats_g: dict[str, np.ndarray]  # clean gallery embeddings per victim
+    target_pids: np.ndarray | None = None
 
-    targets = target_pids = None
-    if mode == "impersonation":
-        target_pids = draw_targets(q_pids, g_pids, cfg.seed)
-        means = {p: feats_g[names[0]][g_pids == p].mean(0) for p in np.unique(target_pids)}
-        t = torch.tensor(np.stack([means[p] for p in target_pids]), dtype=xq.dtype)
-        targets = torch.nn.functional.normalize(t, dim=1)
-    x_adv, seconds, seen, kind, pert = attack_and_measure(attack, attacked, xq, targets, bs, dev,
-                                                          desc=f"{cfg.attack} on {names[0]}")
 
-    floor = map_floor(q_pids, g_pids, q_cams, g_cams)  # the lowest mAP any ranking can reach
-    rows = []
-    for n in names:
-        fq, fa = embed(victims[n], xq, bs, dev), embed(victims[n], x_adv, bs, dev)
-        clean = evaluate_rank(distance_matrix(fq, feats_g[n]), q_pids, g_pids, q_cams, g_cams)
-        adv = evaluate_rank(distance_matrix(fa, feats_g[n]), q_pids, g_pids, q_cams, g_cams)
-        row = {"task": "reid", "victim": victims[names[0]].name, "eval_victim": victims[n].name,
-               "n_queries": len(queries), "clean_map": clean.map, "adv_map": adv.map,
-               "clean_rank1": clean.rank1, "adv_rank1": adv.rank1,
-               "sec_per_query": seconds / len(queries), "perturbation": pert,
-               "perturbation_kind": kind if attack is not None else "",
-               "queries_per_image": seen / len(queries)}
-        if mode == "impersonation":
-            tgt = evaluate_rank(distance_matrix(fa, feats_g[n]), q_pids, g_pids, q_cams, g_cams,
-                                target_pids=target_pids)
-            row["target_map"] = tgt.map
-            row["success_rate"] = float(tgt.rank1_hit.mean())
-        else:
-            was_right = clean.rank1_hit
-            row["success_rate"] = float((was_right & ~adv.rank1_hit).sum() / max(was_right.sum(), 1))
-            row["map_floor"] = floor
-        rows.append(row)
-        log.info("%s on %s: clean mAP %.3f -> adv mAP %.3f", cfg.attack, victims[n].name, clean.map, adv.map)
-    return rows
+@dataclass
+class ReidRow(Row):
+    clean_map: float = 0.0
+    adv_map: float = 0.0
+    clean_rank1: float = 0.0
+    adv_rank1: float = 0.0
+    success_rate: float = 0.0
+    map_floor: float | None = None
+    target_map: float | None = None
+
+
+class Reid(Task):
+    name = "reid"
+    modes = ("evasion", "impersonation")
+
+    def inputs(self, ctx) -> ReidInputs:
+        queries = ctx.ds.split("query")[: ctx.cfg.limit]
+        gallery = ctx.ds.split("gallery")
+        xq, xg = ctx.ds.load(queries), ctx.ds.load(gallery)
+        feats_g = {n: embed(v, xg, ctx.cfg.batch_size, ctx.cfg.device) for n, v in ctx.victims.items()}
+        return ReidInputs(xq, np.array([s.pid for s in queries]), np.array([s.camid for s in queries]),
+                          np.array([s.pid for s in gallery]), np.array([s.camid for s in gallery]), feats_g)
+
+    def targets(self, ctx, inp: ReidInputs) -> torch.Tensor:
+        inp.target_pids = draw_targets(inp.q_pids, inp.g_pids, ctx.cfg.seed)
+        feats = inp.feats_g[ctx.names[0]]
+        means = {p: feats[inp.g_pids == p].mean(0) for p in np.unique(inp.target_pids)}
+        t = torch.tensor(np.stack([means[p] for p in inp.target_pids]), dtype=inp.images.dtype)
+        return torch.nn.functional.normalize(t, dim=1)
+
+    def score(self, ctx, inp: ReidInputs, outcome) -> list[ReidRow]:
+        floor = map_floor(inp.q_pids, inp.g_pids, inp.q_cams, inp.g_cams)  # the lowest mAP possible
+        bs, dev = ctx.cfg.batch_size, ctx.cfg.device
+        cost = outcome.columns()
+        rows = []
+        for n, v in ctx.victims.items():
+            fq, fa = embed(v, inp.images, bs, dev), embed(v, outcome.x_adv, bs, dev)
+            rank = lambda f, **kw: evaluate_rank(distance_matrix(f, inp.feats_g[n]), inp.q_pids,  # noqa: E731
+                                                 inp.g_pids, inp.q_cams, inp.g_cams, **kw)
+            clean, adv = rank(fq), rank(fa)
+            row = ReidRow("reid", ctx.attacked.name, v.name, len(inp.images), dict(cost),
+                          clean.map, adv.map, clean.rank1, adv.rank1)
+            if ctx.targeted:
+                tgt = rank(fa, target_pids=inp.target_pids)
+                row.target_map, row.success_rate = tgt.map, float(tgt.rank1_hit.mean())
+            else:
+                was_right = clean.rank1_hit
+                row.success_rate = float((was_right & ~adv.rank1_hit).sum() / max(was_right.sum(), 1))
+                row.map_floor = floor
+            rows.append(row)
+            log.info("%s on %s: clean mAP %.3f -> adv mAP %.3f", ctx.attack_name, v.name, clean.map, adv.map)
+        return rows
