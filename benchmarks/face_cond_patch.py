@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 VICTIM = "dlib_resnet"
-SHOW = ["attack", "mode", "eval_victim", "n_scored", "success_rate", "wilson_low", "wilson_high",
+SHOW = ["attack", "mode", "eval_victim", "n_scored", "success_rate", "ci_low", "ci_high",
         "tar_at_far", "threshold", "perturbation", "sec_per_query", "speedup"]
 
 

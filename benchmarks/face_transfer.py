@@ -3,7 +3,7 @@
 Each source victim gets one ``rbf run`` (through :func:`robustbench_face.runner.run`) with
 the other two as ``--eval-victim``; the rows go to the results CSV and are pivoted into
 ``leaderboards/face_transfer_<dataset>.csv``: one row per (source, eval) victim with the
-success rate, its bootstrap 95% CI and the FAR. Every victim is scored on the source
+success rate, its Wilson 95% interval and the FAR. Every victim is scored on the source
 victim's aligned chips, its threshold calibrated on clean chips of that alignment (see
 ``robustbench_face/tasks/face.py``). The printed matrix has sources as rows.
 
@@ -21,7 +21,7 @@ from robustbench_face.runner import RunConfig, parse_value, run
 
 VICTIMS = ["dlib_resnet", "faceres", "mobileface"]
 COLUMNS = ["source", "eval", "eval_alignment", "mode", "far", "success_rate", "ci_low", "ci_high",
-           "wilson_low", "wilson_high", "n_scored", "n_queries", "n_fallback", "clean_acc",
+           "n_scored", "n_queries", "n_fallback", "clean_acc",
            "tar_at_far", "clean_acc_native", "tar_at_far_native", "attack_config"]
 
 

@@ -19,7 +19,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("adaptive", "measure"),                        # 8: wrappers and measurement around attacks
     ("tasks",),                                     # 9: one template, one module per field
     ("runner", "training", "plugin", "table"),      # 10: a run, a training, a plugin, a table
-    ("sweeps", "cli"),                              # 11: runs of runs, the commands
+    ("sweeps", "demo"),                             # 11: runs of runs, rbf demo
+    ("cli",),                                       # 12: the commands
 )
 
 

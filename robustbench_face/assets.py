@@ -151,8 +151,10 @@ def resolve(
         except Exception as exc:  # urllib raises several unrelated types
             tried.append(f"download {url}: {exc}")
     where = " or ".join(str(d) for d in search_dirs(sub))
+    home = os.environ.get("RBF_HOME")
     raise AssetError(
-        f"missing asset {file} (sha256 {sha256 or 'unknown'}): put it in {where}"
+        f"missing asset {file} (sha256 {sha256 or 'unknown'}): put it in {where}, or point RBF_HOME "
+        f"at an asset home that holds {sub}/{file} (RBF_HOME={home or 'unset'})"
         + (f" (tried: {'; '.join(tried)})" if tried else "")
     )
 

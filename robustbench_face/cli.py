@@ -89,6 +89,22 @@ def train(
 
 
 @app.command()
+def demo(out: str = typer.Option("runs/demo.csv", help="the demo's own results CSV (never a leaderboard)"),
+         seed: int = typer.Option(0), device: str = typer.Option("cpu")):
+    """A small real run with no asset home: weights and a public-domain face from PyPI packages."""
+    import time
+
+    from .demo import demo as demo_
+    from .table import print_rows
+
+    t0 = time.perf_counter()
+    rows = demo_(out=out, seed=seed, device=device)
+    print_rows(rows)
+    typer.echo(f"demo: {len(rows)} rows in {time.perf_counter() - t0:.0f} s, appended to {out} "
+               "(demo rows are never put on a leaderboard)")
+
+
+@app.command()
 def fetch(name: str = typer.Argument(..., help="dataset name (its card gives the archive URL and sha256)")):
     """Download a dataset's public archive into the asset home: progress bar, sha256, resume."""
     from .fetch import fetch as fetch_
@@ -129,11 +145,12 @@ def plugin_new(kind: str = typer.Argument(..., help="defense | attack | victim")
 @app.command()
 def leaderboard(results: str = typer.Argument(..., help="results CSV"),
                 out: str = typer.Option(..., help="leaderboard CSV to write"),
-                task: Optional[str] = None, dataset: Optional[str] = None):
+                task: Optional[str] = None, dataset: Optional[str] = None,
+                allow_dirty: bool = typer.Option(False, help="publish rows of a dirty or unknown tree, flagged")):
     """Build a ranked leaderboard CSV from a results CSV."""
     from .results import leaderboard as leaderboard_
 
-    rows = leaderboard_(results, task=task, dataset=dataset, out=out)
+    rows = leaderboard_(results, task=task, dataset=dataset, out=out, allow_dirty=allow_dirty)
     typer.echo(f"wrote {len(rows)} row(s) to {out}")
 
 

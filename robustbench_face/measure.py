@@ -45,39 +45,33 @@ class CountingVictim(nn.Module):
 
 
 @torch.no_grad()
-def embed(victim, images: Tensor, batch_size: int, device: str) -> np.ndarray:
-    """The victim's outputs on ``images`` (batched, no gradients) as a float32 numpy array."""
-    out = [victim(images[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
-    return torch.cat(out).numpy()
+def embed(victim, images: Tensor, batch_size: int, device: str, desc: str | None = None) -> np.ndarray:
+    """The victim's outputs on ``images`` (batched, no gradients) as a float32 numpy array;
+    ``desc`` shows a progress bar (the gallery of a large re-ID set takes minutes)."""
+    from tqdm.auto import tqdm
 
-
-def perturbation_size(clean: Tensor, adv: Tensor, kind: str) -> float:
-    """Mean per-image L-inf, L2, or changed-pixel fraction (``patch``).
-
-    >>> x = torch.zeros(1, 1, 2, 2); y = x.clone(); y[0, 0, 0, 0] = 0.5
-    >>> perturbation_size(x, y, "linf"), perturbation_size(x, y, "patch")
-    (0.5, 0.25)
-    """
-    d = (adv - clean).flatten(1)
-    if kind == "l2":
-        return float(d.norm(dim=1).mean())
-    if kind == "patch":
-        changed = (adv - clean).abs().amax(1) > 0
-        return float(changed.flatten(1).float().mean(1).mean())
-    return float(d.abs().amax(1).mean())
+    out = []
+    with tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False,
+              disable=None if desc else True) as bar:  # None: shown on a terminal only
+        for i in bar:
+            out.append(victim(images[i:i + batch_size].to(device)).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
 @dataclass
 class AttackOutcome:
-    """What the attack step of a task returns: the adversarial inputs and what they cost."""
+    """What the attack step of a task returns: every scored victim's outputs on the adversarial
+    inputs, and what the attack cost. The adversarial images themselves are not kept (they are
+    scored batch by batch), unless asked for (``x_adv``)."""
 
-    x_adv: Tensor
+    outputs: dict[str, np.ndarray]  # victim name -> (N, D) outputs on the adversarial inputs
     n: int                 # attacked inputs
     seconds: float         # attack time, the loss-gain check excluded
     images_seen: int       # images forwarded through the victim by the attack
     distance: str          # "" for a clean run
-    perturbation: float
+    perturbation: float    # mean per-image size in the attack's distance
     region_area: float | None = None
+    x_adv: Tensor | None = None
 
     def columns(self) -> dict[str, Any]:
         cols = {"sec_per_query": self.seconds / max(self.n, 1), "perturbation": self.perturbation,
@@ -87,39 +81,61 @@ class AttackOutcome:
         return cols
 
 
-def timed_attack(attack: Callable | None, victim, images: Tensor, targets: Tensor | None = None,
-                 batch_size: int = 32, device: str = "cpu", desc: str = "attack"):
-    """Run ``attack`` on ``images`` (and ``targets``) in batches on ``device``.
+def _per_image(clean: Tensor, adv: Tensor, kind: str) -> Tensor:
+    d = (adv - clean).flatten(1)
+    if kind == "l2":
+        return d.norm(dim=1)
+    if kind == "patch":
+        return ((adv - clean).abs().amax(1) > 0).flatten(1).float().mean(1)
+    return d.abs().amax(1)
 
-    Returns (adversarial images on the CPU, attack seconds, images forwarded through the victim).
+
+def perturbation_size(clean: Tensor, adv: Tensor, kind: str) -> float:
+    """Mean per-image L-inf, L2, or changed-pixel fraction (``patch``).
+
+    >>> x = torch.zeros(1, 1, 2, 2); y = x.clone(); y[0, 0, 0, 0] = 0.5
+    >>> perturbation_size(x, y, "linf"), perturbation_size(x, y, "patch")
+    (0.5, 0.25)
     """
+    return float(_per_image(clean, adv, kind).mean())
+
+
+def attack_and_measure(attack: Callable | None, victim, images, targets: Tensor | None,
+                       batch_size: int, device: str, desc: str, score: dict[str, Any] | None = None,
+                       keep_images: bool = False) -> AttackOutcome:
+    """Attack ``images`` (a tensor or any source with ``len`` and slicing, read a batch at a
+    time) on ``victim``; each adversarial batch is scored at once by every victim of ``score``
+    (name -> victim) and dropped, so memory is bounded by the batch, not the dataset.
+    ``attack=None`` scores the clean inputs (a clean run)."""
     from tqdm.auto import tqdm
 
+    score = score if score is not None else {getattr(victim, "name", "victim"): victim}
     counted = CountingVictim(victim)
-    out, seconds = [], 0.0
-    for i in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
-        xb = images[i:i + batch_size].to(device)
-        if attack is None:
-            out.append(xb.cpu())
-            continue
-        tb = None if targets is None else targets[i:i + batch_size].to(device)
-        t0 = time.perf_counter()
-        out.append(attack(counted, xb, tb).detach().cpu())
-        # wrappers that score the attack (LossTracker) report their own time separately
-        seconds += time.perf_counter() - t0 - getattr(attack, "pop_overhead", lambda: 0.0)()
-    return (torch.cat(out) if out else images[:0]), seconds, counted.images_seen
-
-
-def attack_and_measure(attack: Callable | None, victim, images: Tensor, targets: Tensor | None,
-                       batch_size: int, device: str, desc: str) -> AttackOutcome:
-    """:func:`timed_attack`, plus the attack's distance and the mean perturbation size."""
-    x_adv, seconds, seen = timed_attack(attack, victim, images, targets, batch_size, device, desc)
-    if attack is None:
-        return AttackOutcome(x_adv, len(images), seconds, seen, "", 0.0)
-    kind = distance_of(attack)
-    region = region_of(attack)
-    return AttackOutcome(x_adv, len(images), seconds, seen, kind, perturbation_size(images, x_adv, kind),
-                         float(region.area) if region is not None else None)
+    kind = distance_of(attack) if attack is not None else ""
+    outs: dict[str, list] = {n: [] for n in score}
+    kept, seconds, pert = [], 0.0, 0.0
+    with tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None) as bar:
+        for i in bar:
+            xb = images[i:i + batch_size].to(device)
+            adv = xb
+            if attack is not None:
+                tb = None if targets is None else targets[i:i + batch_size].to(device)
+                t0 = time.perf_counter()
+                adv = attack(counted, xb, tb).detach()
+                # wrappers that score the attack (LossTracker) report their own time separately
+                seconds += time.perf_counter() - t0 - getattr(attack, "pop_overhead", lambda: 0.0)()
+                pert += float(_per_image(xb, adv, kind).sum())
+            with torch.no_grad():
+                for name, v in score.items():
+                    outs[name].append(v(adv).float().cpu())
+            if keep_images:
+                kept.append(adv.cpu())
+    region = region_of(attack) if attack is not None else None
+    n = len(images)
+    return AttackOutcome({k: torch.cat(v).numpy() if v else np.zeros((0, 0), np.float32) for k, v in outs.items()},
+                         n, seconds, counted.images_seen, kind, pert / max(n, 1),
+                         float(region.area) if region is not None else None,
+                         torch.cat(kept) if kept else None)
 
 
 class LossTracker(AttackWrapper):

@@ -165,6 +165,13 @@ class InputSpec:
         if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] not in (1, 3):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise InputError(f"images must be (N, 1 or 3, H, W) tensors, got {got}")
+        if not x.is_floating_point():
+            raise InputError(f"images must be float in [0, 1], got {x.dtype} (divide 0..255 pixels by 255)")
+        if not x.requires_grad and x.numel():  # clean inputs; attack iterates are clamped already
+            lo, hi = torch.aminmax(x)
+            if lo < -1e-6 or hi > 1 + 1e-6:
+                raise InputError(f"images must lie in [0, 1], got range [{float(lo):.3g}, {float(hi):.3g}]"
+                                 + (" (0..255 pixels? divide by 255)" if hi > 2 else ""))
         if self.channels == "grey" and x.shape[1] == 3:
             w = torch.tensor(BT601, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
             x = (x * w).sum(1, keepdim=True)

@@ -10,6 +10,7 @@ copied through unchanged. New columns extend the header; old rows get blanks for
 from __future__ import annotations
 
 import csv
+import logging
 import hashlib
 import json
 import os
@@ -22,29 +23,51 @@ from typing import Any, Iterable
 from ._version import __version__
 from .errors import DataError
 
+log = logging.getLogger(__name__)
+
 # Leading columns, in order; any other keys follow alphabetically.
 BASE_COLUMNS = [
     "task", "dataset", "victim", "eval_victim", "attack", "mode", "defense", "adaptive", "seed",
     "n_queries", "clean_map", "adv_map", "clean_rank1", "adv_rank1", "success_rate",
     "target_map", "clean_acc", "tar_at_far", "far", "ci_low", "ci_high",
-    "sec_per_query", "perturbation", "perturbation_kind", "queries_per_image",
-    "attack_config", "device", "package_version", "git_sha", "config_hash", "timestamp",
+    "sec_per_query", "perturbation", "perturbation_kind", "queries_per_image", "partial",
+    "n_available", "attack_config", "device", "package_version", "git_sha", "provenance",
+    "config_hash", "timestamp",
 ]
 
 
+# What decides a number: the package, its cards and checkpoints, and the benchmark scripts
+# (not their results folders, nor runs/). A change anywhere here makes a row "dirty".
+_SOURCE_PATHS = ("robustbench_face", "victims", "attacks", "defenses", "datasets", "aligners",
+                 "checkpoints", "benchmarks", ":(exclude)benchmarks/results", "pyproject.toml")
+
+
 def git_sha() -> str:
-    here = Path(__file__).resolve().parent
+    """The commit the code ran from, ``<sha>-dirty`` when the sources above differ from it, or
+    ``unknown`` outside a git checkout (a wheel install)."""
+    root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
                              capture_output=True, text=True, timeout=5)
         sha = out.stdout.strip()
         if out.returncode == 0 and sha:
-            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", *_SOURCE_PATHS],
                                    capture_output=True, text=True, timeout=5).stdout.strip()
             return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
     return "unknown"
+
+
+def tree_flag(sha: str) -> str:
+    """The provenance flag of a row's ``git_sha``: ``dirty-tree``, ``unknown-tree`` or ``""``.
+
+    >>> tree_flag("abc123"), tree_flag("abc123-dirty"), tree_flag("unknown")
+    ('', 'dirty-tree', 'unknown-tree')
+    """
+    if not sha or sha == "unknown":
+        return "unknown-tree"
+    return "dirty-tree" if sha.endswith("-dirty") else ""
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -58,9 +81,11 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def provenance(config: dict[str, Any]) -> dict[str, Any]:
+    sha = git_sha()
     return {
         "package_version": __version__,
-        "git_sha": git_sha(),
+        "git_sha": sha,
+        "provenance": tree_flag(sha),
         "config_hash": config_hash(config),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -139,19 +164,39 @@ def append_rows(path: str | os.PathLike, new_rows: Iterable[dict[str, Any]]) -> 
     return path
 
 
+def _partial(r: dict[str, str]) -> bool:
+    return str(r.get("partial", "")).lower() in ("true", "1", "yes")
+
+
 def leaderboard(results: str | os.PathLike, task: str | None = None, dataset: str | None = None,
-                out: str | os.PathLike | None = None) -> list[dict[str, str]]:
+                out: str | os.PathLike | None = None, allow_dirty: bool = False) -> list[dict[str, str]]:
     """Rank result rows: lowest adversarial score first (the strongest attack / weakest model).
 
     Each mode is ranked on its own (an impersonation row's ``adv_map`` is not comparable with
     an evasion row's), and targeted modes by their ``success_rate`` (highest first), since
-    their ``adv_map`` only says how far the query moved from its own identity.
-    Rows of defended victims that were not evaluated adaptively are never ranked above
-    adaptive rows of the same victim/defense (they are flagged ``adaptive=no``).
+    their ``adv_map`` only says how far the query moved from its own identity. Within a mode,
+    full rows come before ``partial`` ones (``--limit`` subsets), adaptive before non-adaptive
+    rows of defended victims, clean-tree before dirty-tree rows: a row of the second kind is
+    never ranked beside one of the first.
+
+    Rows made from a dirty or unknown tree (``provenance`` column, or a ``git_sha`` ending in
+    ``-dirty`` / ``unknown``) do not re-run from a commit: they are refused unless
+    ``allow_dirty``, and then keep their flag.
     """
     _, rows = read_rows(results)
-    rows = [r for r in rows if (task is None or r.get("task") == task)
+    demo = [r for r in rows if str(r.get("demo", "")).lower() in ("true", "1", "yes")]
+    if demo:
+        log.warning("%d demo rows of %s left out: rbf demo rows are never ranked", len(demo), results)
+    rows = [r for r in rows if r not in demo and (task is None or r.get("task") == task)
             and (dataset is None or r.get("dataset") == dataset)]
+    untrusted = [r for r in rows if r.get("provenance") or tree_flag(r.get("git_sha", ""))]
+    if untrusted and not allow_dirty:
+        shas = sorted({r.get("git_sha", "") or "(none)" for r in untrusted})
+        raise DataError(f"{len(untrusted)} of {len(rows)} rows of {results} come from a dirty or unknown "
+                        f"tree (git_sha {', '.join(shas[:4])}): re-run them from a clean checkout, or "
+                        "pass --allow-dirty to publish them flagged")
+    for r in rows:
+        r["provenance"] = r.get("provenance") or tree_flag(r.get("git_sha", ""))
     targeted = ("impersonation", "targeted")
 
     def metric(r):
@@ -165,11 +210,12 @@ def leaderboard(results: str | os.PathLike, task: str | None = None, dataset: st
 
     def key(r):
         non_adaptive = r.get("defense", "none") not in ("", "none") and r.get("adaptive") != "yes"
-        return (r.get("task", ""), r.get("dataset", ""), r.get("mode", ""), non_adaptive, metric(r))
+        return (r.get("task", ""), r.get("dataset", ""), r.get("mode", ""), _partial(r), non_adaptive,
+                bool(r.get("provenance")), metric(r))
 
     rows.sort(key=key)
     if out is not None:
-        header = list(rows[0].keys()) if rows else BASE_COLUMNS
+        header = list(dict.fromkeys(k for r in rows for k in r)) if rows else BASE_COLUMNS
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", newline="") as f:

@@ -25,7 +25,7 @@ from .factory import (create_attack, create_defense, create_victim, dataset_info
                       victim_info)
 from .heads import head_of
 from .measure import LossTracker
-from .options import signature_options
+from .options import check_options, signature_options
 from .registry import ATTACKS, DATASETS
 from .results import append_rows, check_writable, provenance
 from .sanity import check_transfer, headline, join_flags
@@ -54,6 +54,7 @@ class RunConfig:
     sanity: bool = False  # also craft on the undefended victim (transfer red flag)
     # options of one field's task: face far / split, affect target_class / split (tasks/*.py)
     task_options: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)  # extra columns on every row (demo = true)
 
 
 @dataclass
@@ -136,6 +137,14 @@ def build_attack(cfg: RunConfig):
     return attack
 
 
+def dataset_spec(cfg: RunConfig) -> tuple[str, dict[str, Any]]:
+    """(name, loader options) of ``--dataset NAME[:key=value,...]`` and ``--data-root``."""
+    name, opts = parse_spec(cfg.dataset)
+    if cfg.data_root:
+        opts["data_root"] = cfg.data_root
+    return name, opts
+
+
 def _check_generic(cfg: RunConfig) -> None:
     check_writable(cfg.out)
     if cfg.limit is not None and cfg.limit < 1:
@@ -157,9 +166,13 @@ def validate(cfg: RunConfig) -> Plan:
         dname, kwargs = parse_spec(spec)
         create_defense(dname, **kwargs)  # unknown names and bad parameters fail here, cheaply
     infos = {n: victim_info(n) for n in dict.fromkeys([cfg.victim, *cfg.eval_victims])}
-    DATASETS.get(cfg.dataset)
+    ds_name, ds_opts = dataset_spec(cfg)
+    entry = DATASETS.get(ds_name)
+    check_options(f"dataset {ds_name}", entry.factory, ds_opts)
+    if callable(getattr(entry.factory, "root", None)):
+        entry.factory.root(ds_opts.get("data_root"))  # a missing dataset fails here, before any model
     head = (infos[cfg.victim] or {}).get("head")
-    ds_task = (dataset_info(cfg.dataset) or {}).get("task")
+    ds_task = (dataset_info(ds_name) or {}).get("task")
     if head is None or (head == "embedding" and ds_task is None):
         return _finish(cfg, attack, None, None)  # learnt from the built victim and dataset
     return _finish(cfg, attack, head, "affect" if head != "embedding" else ds_task)
@@ -208,10 +221,17 @@ def _task_of(ctx: Context) -> str:
 def run(cfg: RunConfig) -> list[dict[str, Any]]:
     """Evaluate ``cfg``; append one row per evaluated victim to ``cfg.out``; return the rows."""
     p = validate(cfg)  # before any model is built or image read
-    ds = load_dataset(cfg.dataset, **({"data_root": cfg.data_root} if cfg.data_root else {}))
+    ds_name, ds_opts = dataset_spec(cfg)
+    ds = load_dataset(ds_name, **ds_opts)
     torch.manual_seed(cfg.seed)
     names = list(dict.fromkeys([cfg.victim, *cfg.eval_victims]))
-    victims = {n: build_victim(n, cfg.defenses, cfg.device) for n in names}
+    from tqdm.auto import tqdm
+
+    victims = {}
+    # a context-managed bar is cleared even when a build fails, so an error starts its own line
+    with tqdm(names, desc="loading victims", unit="victim", leave=False, disable=None) as bar:
+        for n in bar:
+            victims[n] = build_victim(n, cfg.defenses, cfg.device)
     # a plug-in victim without a card: its head (and so the field) is known only now
     task = "affect" if head_of(victims[cfg.victim]).kind != "embedding" else ds.task
     if p.head is None or p.task != task:
@@ -226,12 +246,14 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
     checks = sanity_columns(cfg, ctx, tracker, rows[0], adaptive, p.attack)
     prov = provenance({**asdict(cfg), "mode": p.mode, "out": None})
     defended = getattr(victims[cfg.victim], "defenses", [])
-    base = {"dataset": cfg.dataset, "attack": cfg.attack, "mode": p.mode,
+    shown_opts = {k: v for k, v in ds_opts.items() if k != "data_root"}
+    base = {"dataset": ds_name, "attack": cfg.attack, "mode": p.mode,
+            "dataset_options": json.dumps(shown_opts, sort_keys=True) if shown_opts else "",
             "defense": "+".join(defended) or "none", "adaptive": adaptive, "seed": cfg.seed,
             "device": cfg.device,
             "attack_config": json.dumps(describe(attack), sort_keys=True) if attack is not None else "",
             **prov}
-    rows = [{**base, **r} for r in rows]
+    rows = [{**base, **r, **cfg.tags} for r in rows]
     rows[0].update(checks)
     append_rows(cfg.out, rows)
     return rows

@@ -16,6 +16,7 @@ _HEADLINES = [
     ("clean_acc", "adv_acc", "accuracy"),
     ("clean_ccc_mean", "adv_ccc_mean", "CCC"),
     ("clean_au_f1", "adv_au_f1", "AU-F1"),
+    ("clean_dlib_distance", "adv_dlib_distance", "dlib dist"),
 ]
 _SKIP = {"package_version", "git_sha", "config_hash", "timestamp", "attack_config", "device", "dataset", "seed"}
 
@@ -27,7 +28,7 @@ def _fmt(v: Any) -> str:
 
 
 def _ci(r: dict) -> str:
-    for lo, hi in (("wilson_low", "wilson_high"), ("ci_low", "ci_high")):
+    for lo, hi in (("ci_low", "ci_high"),):
         if isinstance(r.get(lo), float) and isinstance(r.get(hi), float):
             return f"{r[lo]:.3f}-{r[hi]:.3f}"
     return ""

@@ -75,9 +75,9 @@ def test_attack_rows_have_cis(lfw_root, tmp_path, mode):
     assert 0.0 <= r["clean_acc"] <= 1.0 and np.isfinite(r["threshold"])
     assert r["achieved_far"] <= 0.2
     assert r["n_queries"] == 2 and r["n_queries"] <= r["n_eligible"]
-    assert 0.0 <= r["ci_low"] <= r["success_rate"] <= r["ci_high"] <= 1.0
-    assert 0.0 <= r["wilson_low"] <= r["success_rate"] <= r["wilson_high"] <= 1.0
-    assert r["wilson_high"] - r["wilson_low"] > 0  # never a zero-width interval on 2 pairs
+    assert 0.0 <= r["ci_low"] <= r["success_rate"] <= r["ci_high"] <= 1.0  # Wilson
+    assert r["ci_high"] - r["ci_low"] > 0  # never a zero-width interval on 2 pairs
+    assert 0.0 <= r["tar_ci_low"] <= r["tar_at_far"] <= r["tar_ci_high"] <= 1.0
     assert 0 < r["perturbation"] <= 8 / 255 + 1e-6 and r["perturbation_kind"] == "linf"
     assert r["queries_per_image"] > 0
     assert (tmp_path / "results.csv").read_text().count("\n") == 2  # header + 1 row
@@ -117,9 +117,12 @@ def test_cli_missing_pairs_file(lfw_root, tmp_path):
 
 
 @needs_orl
-def test_unresolvable_far_is_a_clear_error(lfw_root, tmp_path):
+@pytest.mark.parametrize("attack", ["pgd", "none"])
+def test_unresolvable_far_is_a_clear_error(lfw_root, tmp_path, attack):
+    """Attacked and clean runs alike: a clean run used to write tar_at_far=nan silently."""
     with pytest.raises(InputError, match="FAR 0.001 cannot be resolved with 6 impostor"):
-        run(cfg(lfw_root, tmp_path, far=1e-3, mode="dodging"))
+        run(cfg(lfw_root, tmp_path, far=1e-3, attack=attack, attack_args={} if attack == "none" else {"steps": 1}))
+    assert not (tmp_path / "results.csv").exists()
 
 
 def test_pairs_rule_without_pairs_file():

@@ -44,9 +44,9 @@ def test_malformed_results_file_is_reported(tmp_path):
 def test_leaderboard_ranks_adaptive_rows_first(tmp_path):
     p = tmp_path / "r.csv"
     append_rows(p, [
-        {"task": "reid", "dataset": "d", "defense": "jpeg", "adaptive": "no", "adv_map": 0.01},
-        {"task": "reid", "dataset": "d", "defense": "jpeg", "adaptive": "yes", "adv_map": 0.30},
-        {"task": "reid", "dataset": "d", "defense": "none", "adaptive": "", "adv_map": 0.02},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "defense": "jpeg", "adaptive": "no", "adv_map": 0.01},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "defense": "jpeg", "adaptive": "yes", "adv_map": 0.30},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "defense": "none", "adaptive": "", "adv_map": 0.02},
     ])
     rows = leaderboard(p, out=tmp_path / "lb.csv")
     assert [r["adv_map"] for r in rows] == ["0.02", "0.3", "0.01"]
@@ -56,11 +56,26 @@ def test_leaderboard_ranks_adaptive_rows_first(tmp_path):
 def test_leaderboard_ranks_each_mode_apart_and_targeted_modes_by_success(tmp_path):
     p = tmp_path / "r.csv"
     append_rows(p, [
-        {"task": "reid", "dataset": "d", "mode": "impersonation", "adv_map": 0.10, "success_rate": 0.1},
-        {"task": "reid", "dataset": "d", "mode": "evasion", "adv_map": 0.30, "success_rate": 0.9},
-        {"task": "reid", "dataset": "d", "mode": "impersonation", "adv_map": 0.40, "success_rate": 0.9},
-        {"task": "reid", "dataset": "d", "mode": "evasion", "adv_map": 0.05, "success_rate": 1.0},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "mode": "impersonation", "adv_map": 0.10, "success_rate": 0.1},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "mode": "evasion", "adv_map": 0.30, "success_rate": 0.9},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "mode": "impersonation", "adv_map": 0.40, "success_rate": 0.9},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "mode": "evasion", "adv_map": 0.05, "success_rate": 1.0},
     ])
     rows = leaderboard(p)
     assert [(r["mode"], r["success_rate"]) for r in rows] == [
         ("evasion", "1"), ("evasion", "0.9"), ("impersonation", "0.9"), ("impersonation", "0.1")]
+
+
+def test_leaderboard_refuses_dirty_rows_unless_asked_and_ranks_partial_after_full(tmp_path):
+    p = tmp_path / "r.csv"
+    append_rows(p, [
+        {"task": "reid", "dataset": "d", "mode": "evasion", "adv_map": 0.01, "partial": True, "git_sha": "0123abcd"},
+        {"task": "reid", "dataset": "d", "mode": "evasion", "adv_map": 0.20, "partial": False, "git_sha": "0123abcd"},
+        {"task": "reid", "dataset": "d", "mode": "evasion", "adv_map": 0.05, "partial": False,
+         "git_sha": "0123abcd-dirty"},
+    ])
+    with pytest.raises(DataError, match="1 of 3 rows .* dirty or unknown tree .*--allow-dirty"):
+        leaderboard(p)
+    rows = leaderboard(p, allow_dirty=True)
+    # full clean rows first, then full dirty ones (flagged), partial rows last whatever their score
+    assert [(r["adv_map"], r["provenance"]) for r in rows] == [("0.2", ""), ("0.05", "dirty-tree"), ("0.01", "")]

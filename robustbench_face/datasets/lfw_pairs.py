@@ -153,7 +153,7 @@ def make_pairs(dataset: ImageDataset, n_genuine: int | None, n_impostor: int | N
     ids = sorted({s.pid for s in samples})
     if len(ids) < 2 * folds:  # each fold needs two identities for impostor pairs
         raise DataError(f"dataset {dataset.name!r}: {len(ids)} identities cannot fill {folds} "
-                        "identity-disjoint folds (need 2 per fold)")
+                        f"identity-disjoint folds: that needs at least {2 * folds} identities (2 per fold)")
     rng = np.random.default_rng(seed)
     fold_of = {pid: k % folds for k, pid in enumerate(rng.permutation(ids).tolist())}
     by_fold: list[list[list[int]]] = [[] for _ in range(folds)]

@@ -54,8 +54,10 @@ class Head:
         """Dataset labels for this head on samples ``idx``, or None (clean predictions then)."""
         return None
 
-    def score(self, clean: np.ndarray, adv: np.ndarray, labels, target, victim) -> tuple[dict, np.ndarray]:
-        """(metric columns, per-image success) for the affect task (``metrics.affect``)."""
+    def score(self, clean: np.ndarray, adv: np.ndarray, labels, target, victim,
+              seed: int = 0) -> tuple[dict, np.ndarray]:
+        """(metric columns, per-image success) for the affect task (``metrics.affect``);
+        ``seed`` drives the bootstrap intervals."""
         raise InputError(f"{self.label} victims are scored by their field's task (re-ID retrieval "
                          "or face verification), not by the affect task")
 

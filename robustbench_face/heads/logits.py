@@ -100,5 +100,5 @@ class LogitsHead(Head):
                         dropped, victim.name)
         return mapping[np.where((pids >= 0) & (pids < len(names)), pids, -1)]
 
-    def score(self, clean, adv, labels, target, victim):
-        return M.score_expression(clean, adv, labels, target, classes_of(victim))
+    def score(self, clean, adv, labels, target, victim, seed: int = 0):
+        return M.score_expression(clean, adv, labels, target, classes_of(victim), seed)

@@ -83,5 +83,5 @@ class MultilabelHead(Head):
                              f"victim {victim.name!r} AUs {list(names or [])} ({n_out} outputs)")
         return au
 
-    def score(self, clean, adv, labels, target, victim):
+    def score(self, clean, adv, labels, target, victim, seed: int = 0):
         return M.score_action_units(clean, adv, labels, target, getattr(victim, "au_names", None))

@@ -62,5 +62,5 @@ class RegressionHead(Head):
             return None
         return np.asarray(ds.meta["va"], dtype=float)[idx]
 
-    def score(self, clean, adv, labels, target, victim):
+    def score(self, clean, adv, labels, target, victim, seed: int = 0):
         return M.score_valence_arousal(clean, adv, labels, target)

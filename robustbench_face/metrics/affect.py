@@ -249,7 +249,20 @@ def au_forced_rate(prob_clean, prob_adv, au: int, on: bool = True, threshold: fl
 # outputs (N, K) on clean and adversarial images; ``labels`` None means the clean predictions
 # are the reference.
 
-def score_expression(clean, adv, labels, target: int | None, classes) -> tuple[dict, np.ndarray]:
+def _acc_f1_cis(pc: np.ndarray, pa: np.ndarray, ref: np.ndarray, seed: int) -> dict:
+    """Seeded bootstrap intervals of accuracy and macro-F1 over the valid-labelled images."""
+    from .intervals import bootstrap
+
+    ok = np.flatnonzero(ref != EXPR_INVALID)
+    out = {}
+    for name, pred in (("clean", pc), ("adv", pa)):
+        for metric, fn in (("acc", accuracy), ("macro_f1", f1_macro)):
+            lo, hi = bootstrap(lambda i, p=pred, f=fn: f(p[ok[i]], ref[ok[i]]), ok.size, seed)
+            out[f"{name}_{metric}_ci_low"], out[f"{name}_{metric}_ci_high"] = lo, hi
+    return out
+
+
+def score_expression(clean, adv, labels, target: int | None, classes, seed: int = 0) -> tuple[dict, np.ndarray]:
     """Expression scores. Untargeted success: the images right before the attack (valid labels
     only) predicted differently after it; targeted: images not already at ``target`` reaching it.
 
@@ -265,7 +278,7 @@ def score_expression(clean, adv, labels, target: int | None, classes) -> tuple[d
     # count as 0 and cap even a perfect score.
     cols = {"clean_acc": accuracy(pc, ref), "adv_acc": accuracy(pa, ref),
             "clean_macro_f1": f1_macro(pc, ref), "adv_macro_f1": f1_macro(pa, ref),
-            "flip_rate": flip_rate(pc, pa)}
+            "flip_rate": flip_rate(pc, pa), **_acc_f1_cis(pc, pa, ref, seed)}
     if target is None:
         scored = (ref != EXPR_INVALID) & (pc == ref)  # right before the attack
         return cols, (pa[scored] != ref[scored])

@@ -241,18 +241,6 @@ def bootstrap_ci(successes: Any, n_boot: int = 1000, seed: int = 0,
     return float(lo), float(hi)
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score 95% interval of k successes in n; unlike the percentile bootstrap it does
-    not collapse to a point at 0% or 100%, so small attacked sets keep an honest width.
-
-    >>> [round(v, 3) for v in wilson(10, 10)]
-    [0.722, 1.0]
-    """
-    p, d = k / n, 1 + z * z / n
-    c, h = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
-
-
 def _rate(success: np.ndarray, n_boot: int, seed: int, alpha: float) -> Rate:
     lo, hi = bootstrap_ci(success.astype(np.float64), n_boot=n_boot, seed=seed, alpha=alpha)
     return Rate(float(success.mean()), lo, hi, int(success.size))

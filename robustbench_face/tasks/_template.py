@@ -4,8 +4,9 @@ Re-ID, face verification and affect runs are the same four steps; a field fills 
 (``tasks/reid.py``, ``tasks/face.py``, ``tasks/affect.py``) and declares its two modes
 (untargeted, targeted) and its own options (a dataclass: face runs take ``far`` and ``split``,
 affect runs ``target_class`` and ``split``, re-ID none). :func:`run_task` is the only driver,
-so the attack step -- batching, timing, query counting, perturbation size -- is shared, and
-every step returns a typed value: the field's ``Inputs``, a target tensor or None, an
+so the attack step -- batching, timing, query counting, perturbation size, and scoring each
+adversarial batch on every victim before dropping it -- is shared, and every step returns a
+typed value: the field's ``Inputs``, a target tensor or None, an
 :class:`~robustbench_face.measure.AttackOutcome`, and one :class:`Row` per evaluated victim.
 """
 
@@ -60,6 +61,8 @@ class Row:
     eval_victim: str
     n_queries: int
     cost: dict[str, Any] = field(default_factory=dict)  # AttackOutcome.columns(); {} for clean runs
+    n_available: int | None = None  # queries / images / pairs the protocol has (--limit draws from them)
+    partial: bool | None = None     # True when --limit left some out: never ranked beside full rows
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
@@ -121,5 +124,6 @@ def run_task(task: Task, ctx: Context) -> list[Row]:
     targets = task.targets(ctx, inputs) if ctx.targeted and ctx.attack is not None else None
     cfg = ctx.cfg
     outcome = attack_and_measure(ctx.attack, ctx.attacked, task.attack_images(ctx, inputs), targets,
-                                 cfg.batch_size, cfg.device, desc=f"{cfg.attack} on {ctx.attacked.name}")
+                                 cfg.batch_size, cfg.device, desc=f"{cfg.attack} on {ctx.attacked.name}",
+                                 score=ctx.victims)
     return task.score(ctx, inputs, outcome)

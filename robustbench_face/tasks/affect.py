@@ -25,8 +25,10 @@ the ORL faces is an affect run. Protocol (``docs/affect.md``):
   pattern ``AU12=1,AU4=0`` (the other AUs keep their clean state as the goal). ``success_rate`` is
   the fraction, among the images not already at the target on the clean image, that reach it:
   predicted class, both VA signs, or every named AU on the adversarial image.
-* Scoring is the head's (``metrics.affect.score_*``). ``ci_low`` / ``ci_high``: 95% percentile
-  bootstrap of ``success_rate`` (1000 resamples, seed ``cfg.seed``). Eval victims are scored on the same adversarial images with the same rules;
+* Scoring is the head's (``metrics.affect.score_*``). ``ci_low`` / ``ci_high``: the Wilson
+  95% interval of ``success_rate`` (``flip_ci_*`` likewise for ``flip_rate``); accuracy and
+  macro-F1 of expression heads carry a seeded bootstrap interval over the images
+  (``metrics/intervals.py``). Eval victims are scored on the same adversarial images with the same rules;
   a targeted run needs the target to parse for every victim.
 """
 
@@ -39,10 +41,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..datasets._base import stratified_subset
 from ..errors import DataError, InputError
 from ..heads import Head, head_of
 from ..measure import embed
-from ..metrics.verification import bootstrap_ci
+from ..metrics.intervals import rate_ci, wilson
 from ._template import Row, Task
 
 log = logging.getLogger(__name__)
@@ -65,43 +68,40 @@ def affect_head(victim) -> Head:
     return head
 
 
-def eval_indices(ds, limit: int | None, split: str | None = None) -> np.ndarray:
-    """Indices of the evaluated images: ``split`` if given, else the first of EVAL_SPLITS
-    present, else all samples."""
+def eval_indices(ds, limit: int | None, split: str | None = None, seed: int = 0) -> tuple[np.ndarray, int]:
+    """(indices of the evaluated images, how many the split has): ``split`` if given, else the
+    first of EVAL_SPLITS present, else all samples; ``limit`` draws a seeded subset stratified
+    by ``pid`` (the class, or the person on face data; ``datasets._base.stratified_subset``)."""
     present = {s.split for s in ds.samples}
     if split is not None and split not in present:
         raise DataError(f"dataset {ds.name!r} at {ds.root} has no {split!r} split; "
                         f"splits: {sorted(present)}")
     split = split or next((s for s in EVAL_SPLITS if s in present), None)
-    idx = [i for i, s in enumerate(ds.samples) if split is None or s.split == split][:limit]
-    if not idx:
+    idx = np.array([i for i, s in enumerate(ds.samples) if split is None or s.split == split], dtype=np.int64)
+    if not idx.size:
         raise DataError(f"dataset {ds.name!r} at {ds.root} has no images to evaluate")
-    return np.array(idx)
+    return idx[stratified_subset([ds.samples[i].pid for i in idx], limit, seed)], int(idx.size)
 
 
-def load_images(ds, idx: np.ndarray, victim) -> torch.Tensor:
-    samples = [ds.samples[i] for i in idx]
-    try:
-        return ds.load(samples)
-    except RuntimeError:  # mixed image sizes (folders of in-the-wild crops): bring to one size
+def load_images(ds, idx: np.ndarray, victim):
+    """The evaluated images as a source read a batch at a time; folders of in-the-wild crops of
+    mixed sizes are read at the victim's input size (the file headers tell, nothing is decoded)."""
+    source = ds.source([ds.samples[i] for i in idx])
+    if len(source.sizes()) > 1:
         log.warning("dataset %s: images differ in size; loading them at %s", ds.name, victim.input_size)
-        return ds.load(samples, size=tuple(victim.input_size))
-
-
-def _ci(success: np.ndarray, seed: int) -> tuple[float, float]:
-    if success.size == 0:
-        return math.nan, math.nan
-    return bootstrap_ci(success.astype(np.float64), seed=seed)
+        source = ds.source(source.samples, size=tuple(victim.input_size))
+    return source
 
 
 @dataclass
 class AffectInputs:
-    images: torch.Tensor
+    images: object                       # an ImageSource (read a batch at a time)
     idx: np.ndarray
     heads: dict[str, Head]
     goals: dict[str, object]             # parsed target per victim (targeted runs)
     clean: dict[str, np.ndarray]         # clean outputs per victim
     refs: dict[str, np.ndarray | None]   # labels per victim, None = clean predictions
+    n_available: int = 0                 # images of the split (--limit draws a stratified subset)
 
 
 @dataclass
@@ -132,7 +132,7 @@ class Affect(Task):
         heads = {n: affect_head(v) for n, v in ctx.victims.items()}
         goals = {n: heads[n].parse_target(ctx.options.target_class, v)
                  for n, v in ctx.victims.items()} if ctx.targeted else {}
-        idx = eval_indices(ctx.ds, ctx.cfg.limit, ctx.options.split)
+        idx, n_available = eval_indices(ctx.ds, ctx.cfg.limit, ctx.options.split, ctx.cfg.seed)
         x = load_images(ctx.ds, idx, ctx.attacked)
         clean = {n: embed(v, x, ctx.cfg.batch_size, ctx.cfg.device) for n, v in ctx.victims.items()}
         refs = {}
@@ -142,7 +142,7 @@ class Affect(Task):
             if refs[n] is None and ctx.ds.task == "affect":
                 log.warning("dataset %s has no labels for a %s head: clean predictions are the reference",
                             ctx.ds.name, heads[n].label)
-        return AffectInputs(x, idx, heads, goals, clean, refs)
+        return AffectInputs(x, idx, heads, goals, clean, refs, n_available)
 
     def targets(self, ctx, inp: AffectInputs) -> torch.Tensor:
         n0 = ctx.names[0]
@@ -151,13 +151,19 @@ class Affect(Task):
     def score(self, ctx, inp: AffectInputs, outcome) -> list[AffectRow]:
         rows = []
         for n, v in ctx.victims.items():
-            adv = embed(v, outcome.x_adv, ctx.cfg.batch_size, ctx.cfg.device)
-            cols, success = inp.heads[n].score(inp.clean[n], adv, inp.refs[n], inp.goals.get(n), v)
-            lo, hi = _ci(success, ctx.cfg.seed)
+            adv = outcome.outputs[n]
+            cols, success = inp.heads[n].score(inp.clean[n], adv, inp.refs[n], inp.goals.get(n), v,
+                                               seed=ctx.cfg.seed)
+            lo, hi = rate_ci(success)
+            if "flip_rate" in cols:  # a rate over every image
+                n_img = len(inp.idx)
+                cols["flip_ci_low"], cols["flip_ci_high"] = wilson(round(cols["flip_rate"] * n_img), n_img)
             rows.append(AffectRow("affect", ctx.attacked.name, v.name, len(inp.idx), outcome.columns(),
-                                  inp.heads[n].label, "clean_predictions" if inp.refs[n] is None else "labels",
-                                  float(success.mean()) if success.size else math.nan, lo, hi,
-                                  int(success.size), extra=cols))
+                                  n_available=inp.n_available, partial=len(inp.idx) < inp.n_available,
+                                  head=inp.heads[n].label,
+                                  reference="clean_predictions" if inp.refs[n] is None else "labels",
+                                  success_rate=float(success.mean()) if success.size else math.nan,
+                                  ci_low=lo, ci_high=hi, n_scored=int(success.size), extra=cols))
             log.info("%s on %s (%s): success %.3f over %d images", ctx.attack_name, v.name, ctx.mode,
                      rows[-1].success_rate, success.size)
         return rows

@@ -29,11 +29,12 @@ embeddings. Protocol (``docs/face.md``):
 * **impersonation.** Image ``a`` of each impostor pair that the attacked victim rejects clean
   is pulled toward the partner's clean embedding on the attacked victim. Success: ``> thr``.
 * Attacked pairs: the eligible ones (correct on the clean pair for the attacked victim, count
-  ``n_eligible``) in a ``numpy.random.default_rng(seed)`` permutation, the first ``--limit``.
+  ``n_eligible``); with ``--limit``, a seeded subset stratified by the person in image ``a``
+  (``datasets._base.stratified_subset``), and the row is marked ``partial``.
   Each victim's ``success_rate`` is over the attacked pairs it also got right clean
-  (``n_scored``), with a 95% percentile-bootstrap CI (1000 resamples, seed ``cfg.seed``;
-  ``ci_low``/``ci_high``) and the Wilson score interval (``wilson_low``/``wilson_high``), which
-  stays wide at 0% or 100% on few pairs where the bootstrap collapses to a point.
+  (``n_scored``), with the Wilson score 95% interval (``ci_low``/``ci_high``), which stays wide
+  at 0% or 100% on few pairs where a bootstrap collapses to a point; the clean ``tar_at_far``
+  has its own Wilson interval over the genuine pairs (``tar_ci_low``/``tar_ci_high``).
 * ``clean_rank1`` / ``clean_map``: closed-set identification, gallery = the first image (path
   order) of each identity, queries = the other images.
 """
@@ -50,20 +51,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..datasets._base import Sample, read_image
+from ..datasets._base import ImageSource, Sample, Subset, stratified_subset
 from ..datasets.lfw_pairs import make_pairs
 from ..errors import DataError, InputError
 from ..measure import embed
 from ..metrics import verification as V
-from ..metrics.verification import wilson
+from ..metrics.intervals import wilson
 from ._template import Row, Task
 
 log = logging.getLogger(__name__)
 
 MAX_PAIRS = 3000  # per kind for make_pairs; LFW View 2 has 3000 genuine + 3000 impostor pairs
-N_BOOT = 1000
 
-__all__ = ["Face", "FaceOptions", "build_pairs", "calibrate", "choose_attacked", "identify", "wilson"]
+__all__ = ["Face", "FaceOptions", "build_pairs", "calibrate", "choose_attacked", "identify"]
 
 
 @dataclass
@@ -88,9 +88,14 @@ def build_pairs(ds, seed: int, split: str | None = None) -> tuple[list, str]:
     for s in ds.samples:
         if s.pid >= 0:
             sizes[s.pid] = sizes.get(s.pid, 0) + 1
+    if len(sizes) < 2:
+        raise DataError(f"dataset {ds.name!r}{f' split {split!r}' if split else ''} has {len(sizes)} "
+                        "identities: face verification needs at least 2 (impostor pairs), and the "
+                        "10-fold protocol 20")
     n_gen = sum(comb(n, 2) for n in sizes.values())
     cap = None if n_gen <= MAX_PAIRS else MAX_PAIRS
-    folds = 10 if split is None else max(1, min(10, len(sizes) // 2))
+    # LFW's 10 identity-disjoint folds when there are people enough (20), else as many as fit
+    folds = 10 if split is None and len(sizes) >= 20 else max(1, min(10, len(sizes) // 2))
     pairs = make_pairs(ds, n_genuine=cap, n_impostor=cap, seed=seed, folds=folds)
     where = "" if split is None else f",split={split}"
     return pairs, f"make_pairs(seed={seed},folds={folds},{'all' if cap is None else cap} genuine{where})"
@@ -103,17 +108,18 @@ def _images(ds, pairs) -> list[Sample]:
     return [Sample(path=p, pid=pid.get(p, -1)) for p in paths]
 
 
-def aligned(name: str | None, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chips, detected) for one alignment; ``None`` feeds the images as they are."""
+def aligned(name: str | None, samples: list[Sample]) -> tuple[object, torch.Tensor]:
+    """(chips, detected) for one alignment, the chips a source read a batch at a time (the
+    aligner's cache, or the image files); ``None`` feeds the images as they are."""
     if name is not None:
-        from ..align import align_samples
+        from ..align import align_source
 
-        return align_samples(name, samples)
-    imgs = [read_image(s.path) for s in samples]
-    if len({tuple(i.shape) for i in imgs}) > 1:
+        return align_source(name, samples)
+    source = ImageSource(samples)
+    if len(source.sizes()) > 1:
         raise InputError("the victim declares no alignment and the images differ in size; "
                          "use a victim with an alignment or a dataset of equal-size images")
-    return torch.stack(imgs), torch.ones(len(imgs), dtype=torch.bool)
+    return source, torch.ones(len(samples), dtype=torch.bool)
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -132,8 +138,10 @@ def calibrate(scores: np.ndarray, same: np.ndarray, folds: np.ndarray, far: floa
         k = V.kfold_accuracy(scores, same, fold_ids=folds)
     else:  # a single-set pairs file: 10 seeded folds instead
         k = V.kfold_accuracy(scores, same, folds=min(10, len(scores)), seed=seed)
-    return {"clean_acc": k.mean, "clean_acc_std": k.std, "tar_at_far": t.tar,
-            "threshold": t.threshold, "achieved_far": t.achieved_far}
+    n_gen = int(same.sum())
+    lo, hi = wilson(round(t.tar * n_gen), n_gen) if not math.isnan(t.tar) else (math.nan, math.nan)
+    return {"clean_acc": k.mean, "clean_acc_std": k.std, "tar_at_far": t.tar, "tar_ci_low": lo,
+            "tar_ci_high": hi, "threshold": t.threshold, "achieved_far": t.achieved_far}
 
 
 def identify(emb: np.ndarray, samples: list[Sample]) -> dict:
@@ -153,19 +161,22 @@ def identify(emb: np.ndarray, samples: list[Sample]) -> dict:
     return {"clean_rank1": r.rank1, "clean_map": r.mAP}
 
 
-def choose_attacked(eligible: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
-    """Indices of eligible pairs to attack: a seeded permutation cut to ``limit``, re-sorted.
+def choose_attacked(eligible: np.ndarray, limit: int | None, seed: int,
+                    people: np.ndarray | None = None) -> np.ndarray:
+    """Indices of eligible pairs to attack, in pair order: all of them, or with ``limit`` a
+    seeded subset stratified by the identity of the attacked image ``people`` (the
+    ``--limit`` rule of ``datasets._base.stratified_subset``).
 
-    >>> choose_attacked(np.array([True, False, True, True]), 2, seed=0).tolist()
+    >>> choose_attacked(np.array([True, False, True, True]), 2, seed=0, people=np.array([1, 1, 1, 2])).tolist()
     [0, 3]
     """
     idx = np.flatnonzero(eligible)
-    idx = idx[np.random.default_rng(seed).permutation(len(idx))][:limit]
-    return np.sort(idx)
+    groups = np.zeros(len(idx), dtype=np.int64) if people is None else np.asarray(people)[idx]
+    return idx[stratified_subset(groups, limit, seed)]
 
 
-def _success(dodging: bool, adv: np.ndarray, clean: np.ndarray, thr: float, seed: int) -> dict:
-    """Success over attacked pairs this victim got right clean; CI by bootstrap and Wilson."""
+def _success(dodging: bool, adv: np.ndarray, clean: np.ndarray, thr: float) -> dict:
+    """Success over attacked pairs this victim got right clean, with its Wilson interval."""
     right = clean > thr if dodging else clean <= thr
     s = adv[right]
     out = {"n_scored": int(right.sum()), "score_clean": float(clean.mean()) if clean.size else math.nan,
@@ -173,11 +184,9 @@ def _success(dodging: bool, adv: np.ndarray, clean: np.ndarray, thr: float, seed
     out["adv_tar" if dodging else "adv_far"] = float(np.mean(adv > thr)) if adv.size else math.nan
     if s.size == 0:
         return {**out, "success_rate": math.nan, "ci_low": math.nan, "ci_high": math.nan}
-    fn = V.dodging_success if dodging else V.impersonation_success
-    r = fn(s, thr, n_boot=N_BOOT, seed=seed)
-    w_lo, w_hi = wilson(round(r.rate * r.n), r.n)
-    return {**out, "success_rate": r.rate, "ci_low": r.ci_low, "ci_high": r.ci_high,
-            "wilson_low": w_lo, "wilson_high": w_hi}
+    hit = s <= thr if dodging else s > thr  # the rules of V.dodging_success / impersonation_success
+    lo, hi = wilson(int(hit.sum()), int(hit.size))
+    return {**out, "success_rate": float(hit.mean()), "ci_low": lo, "ci_high": hi}
 
 
 @dataclass
@@ -189,14 +198,14 @@ class FaceInputs:
     ib: np.ndarray
     same: np.ndarray
     folds: np.ndarray
-    chips: torch.Tensor
+    chips: object                   # every pair image's chip, read a batch at a time
     n_fallback: int
     alignment: str | None
     emb: dict[str, np.ndarray]
     cal: dict[str, dict]
     sel: np.ndarray | None = None   # attacked pairs (None: a clean run)
     n_eligible: int = 0
-    images: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # image a of each attacked pair
+    images: object = field(default_factory=lambda: torch.zeros(0))  # image a of each attacked pair
 
 
 @dataclass
@@ -229,38 +238,39 @@ class Face(Task):
         if n_fallback:
             log.warning("%d of %d images: no face found by %s, aligner fallback used (n_fallback)",
                         n_fallback, len(samples), align)
-        emb = {n: embed(v, chips, ctx.cfg.batch_size, ctx.cfg.device) for n, v in ctx.victims.items()}
+        emb = {n: embed(v, chips, ctx.cfg.batch_size, ctx.cfg.device, desc=f"faces on {v.name}")
+               for n, v in ctx.victims.items()}
         cal = {n: calibrate(_cos(emb[n][ia], emb[n][ib]), same, folds, far, seed) for n in ctx.names}
+        if math.isnan(cal[ctx.names[0]]["threshold"]):  # clean and attacked runs alike
+            raise InputError(f"FAR {far:g} cannot be resolved with {int((~same).sum())} impostor "
+                             f"pairs (needs >= {math.ceil(1 / far)}); raise --far or use more pairs")
         inp = FaceInputs(pairs, rule, samples, ia, ib, same, folds, chips, n_fallback, align, emb, cal,
-                         images=chips[:0])
+                         images=Subset(chips, []))
         if ctx.attack is not None:
-            self._select(ctx, inp, far)
+            self._select(ctx, inp)
         return inp
 
-    def _select(self, ctx, inp: FaceInputs, far: float) -> None:
+    def _select(self, ctx, inp: FaceInputs) -> None:
         """The attacked pairs: eligible ones (right clean on the attacked victim), seeded order."""
         thr = inp.cal[ctx.names[0]]["threshold"]
-        if math.isnan(thr):
-            raise InputError(f"FAR {far:g} cannot be resolved with {int((~inp.same).sum())} impostor "
-                             f"pairs (needs >= {math.ceil(1 / far)}); raise --far or use more pairs")
         clean0 = _cos(inp.emb[ctx.names[0]][inp.ia], inp.emb[ctx.names[0]][inp.ib])
         eligible = (inp.same & (clean0 > thr)) if not ctx.targeted else (~inp.same & (clean0 <= thr))
-        inp.sel = choose_attacked(eligible, ctx.cfg.limit, ctx.cfg.seed)
+        people = np.array([inp.samples[i].pid for i in inp.ia])
+        inp.sel = choose_attacked(eligible, ctx.cfg.limit, ctx.cfg.seed, people)
         if inp.sel.size == 0:
             raise InputError(f"no {'impostor' if ctx.targeted else 'genuine'} pair is correctly "
                              f"classified clean by {ctx.attacked.name}; nothing to attack")
         inp.n_eligible = int(eligible.sum())
-        inp.images = inp.chips[inp.ia[inp.sel]]
+        inp.images = Subset(inp.chips, inp.ia[inp.sel])
 
     def targets(self, ctx, inp: FaceInputs) -> torch.Tensor:
         """The partner's clean embedding on the attacked victim."""
-        t = torch.from_numpy(inp.emb[ctx.names[0]][inp.ib[inp.sel]]).to(inp.images.dtype)
+        t = torch.from_numpy(inp.emb[ctx.names[0]][inp.ib[inp.sel]]).float()
         return F.normalize(t, dim=1)
 
     def score(self, ctx, inp: FaceInputs, outcome) -> list[FaceRow]:
         rows = []
-        adv_emb = {n: embed(v, outcome.x_adv, ctx.cfg.batch_size, ctx.cfg.device)
-                   for n, v in ctx.victims.items()} if inp.sel is not None else {}
+        adv_emb = outcome.outputs if inp.sel is not None else {}
         for n, v in ctx.victims.items():
             extra = {"alignment": getattr(v, "alignment", None) or "none",
                      "eval_alignment": inp.alignment or "none", "n_images": len(inp.samples),
@@ -275,8 +285,9 @@ class Face(Task):
                 clean = _cos(inp.emb[n][inp.ia[inp.sel]], inp.emb[n][inp.ib[inp.sel]])
                 adv = _cos(adv_emb[n], inp.emb[n][inp.ib[inp.sel]])
                 row.n_queries, row.cost = int(inp.sel.size), outcome.columns()
+                row.n_available, row.partial = inp.n_eligible, int(inp.sel.size) < inp.n_eligible
                 extra.update(n_eligible=inp.n_eligible, attacked_image="a",
-                             **_success(not ctx.targeted, adv, clean, inp.cal[n]["threshold"], ctx.cfg.seed))
+                             **_success(not ctx.targeted, adv, clean, inp.cal[n]["threshold"]))
             rows.append(row)
             log.info("%s on %s: clean acc %.4f, TAR@FAR %g %.4f, success %s", ctx.attack_name, v.name,
                      extra["clean_acc"], ctx.options.far, extra["tar_at_far"], extra.get("success_rate"))

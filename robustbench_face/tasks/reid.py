@@ -14,17 +14,24 @@
 
 Every victim in ``victims`` is scored on the same adversarial queries: the first is the
 attacked one (white-box), the rest are transfer / black-box victims.
+
+Intervals (``metrics/intervals.py``): ``ci_low`` / ``ci_high`` is the Wilson interval of
+``success_rate``; ``*_map_ci_low`` / ``*_map_ci_high`` a seeded bootstrap over the valid queries'
+APs. ``n_valid_queries`` counts the queries that have a true match left after the camera rule:
+rank-1 and mAP are over those (mini_mars: 92 of 128).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..datasets._base import stratified_subset
 from ..measure import embed
+from ..metrics.intervals import mean_ci, wilson
 from ..metrics.reid import distance_matrix, evaluate_rank, map_floor
 from ._template import Row, Task
 
@@ -44,13 +51,14 @@ def draw_targets(q_pids: np.ndarray, g_pids: np.ndarray, seed: int) -> np.ndarra
 
 @dataclass
 class ReidInputs:
-    images: torch.Tensor            # the queries
+    images: object                  # the queries: an ImageSource (read a batch at a time)
     q_pids: np.ndarray
     q_cams: np.ndarray
     g_pids: np.ndarray
     g_cams: np.ndarray
     feats_g: dict[str, np.ndarray]  # clean gallery embeddings per victim
     target_pids: np.ndarray | None = None
+    n_available: int = 0            # queries of the protocol (--limit draws a stratified subset)
 
 
 @dataclass
@@ -60,8 +68,10 @@ class ReidRow(Row):
     clean_rank1: float = 0.0
     adv_rank1: float = 0.0
     success_rate: float = 0.0
+    n_valid_queries: int = 0
     map_floor: float | None = None
     target_map: float | None = None
+    extra: dict = field(default_factory=dict)  # intervals
 
 
 class Reid(Task):
@@ -69,18 +79,21 @@ class Reid(Task):
     modes = ("evasion", "impersonation")
 
     def inputs(self, ctx) -> ReidInputs:
-        queries = ctx.ds.split("query")[: ctx.cfg.limit]
+        every = ctx.ds.split("query")
+        queries = [every[i] for i in stratified_subset([s.pid for s in every], ctx.cfg.limit, ctx.cfg.seed)]
         gallery = ctx.ds.split("gallery")
-        xq, xg = ctx.ds.load(queries), ctx.ds.load(gallery)
-        feats_g = {n: embed(v, xg, ctx.cfg.batch_size, ctx.cfg.device) for n, v in ctx.victims.items()}
+        xq, xg = ctx.ds.source(queries), ctx.ds.source(gallery)  # read a batch at a time
+        feats_g = {n: embed(v, xg, ctx.cfg.batch_size, ctx.cfg.device, desc=f"gallery on {v.name}")
+                   for n, v in ctx.victims.items()}
         return ReidInputs(xq, np.array([s.pid for s in queries]), np.array([s.camid for s in queries]),
-                          np.array([s.pid for s in gallery]), np.array([s.camid for s in gallery]), feats_g)
+                          np.array([s.pid for s in gallery]), np.array([s.camid for s in gallery]), feats_g,
+                          n_available=len(every))
 
     def targets(self, ctx, inp: ReidInputs) -> torch.Tensor:
         inp.target_pids = draw_targets(inp.q_pids, inp.g_pids, ctx.cfg.seed)
         feats = inp.feats_g[ctx.names[0]]
         means = {p: feats[inp.g_pids == p].mean(0) for p in np.unique(inp.target_pids)}
-        t = torch.tensor(np.stack([means[p] for p in inp.target_pids]), dtype=inp.images.dtype)
+        t = torch.tensor(np.stack([means[p] for p in inp.target_pids]), dtype=torch.float32)
         return torch.nn.functional.normalize(t, dim=1)
 
     def score(self, ctx, inp: ReidInputs, outcome) -> list[ReidRow]:
@@ -89,19 +102,29 @@ class Reid(Task):
         cost = outcome.columns()
         rows = []
         for n, v in ctx.victims.items():
-            fq, fa = embed(v, inp.images, bs, dev), embed(v, outcome.x_adv, bs, dev)
+            fq, fa = embed(v, inp.images, bs, dev), outcome.outputs[n]
             rank = lambda f, **kw: evaluate_rank(distance_matrix(f, inp.feats_g[n]), inp.q_pids,  # noqa: E731
                                                  inp.g_pids, inp.q_cams, inp.g_cams, **kw)
             clean, adv = rank(fq), rank(fa)
             row = ReidRow("reid", ctx.attacked.name, v.name, len(inp.images), dict(cost),
-                          clean.map, adv.map, clean.rank1, adv.rank1)
+                          n_available=inp.n_available, partial=len(inp.images) < inp.n_available,
+                          clean_map=clean.map, adv_map=adv.map, clean_rank1=clean.rank1,
+                          adv_rank1=adv.rank1, n_valid_queries=clean.n_valid)
+            seed = ctx.cfg.seed
+            ci = {"clean_map": mean_ci(clean.ap, seed), "adv_map": mean_ci(adv.ap, seed)}
             if ctx.targeted:
                 tgt = rank(fa, target_pids=inp.target_pids)
-                row.target_map, row.success_rate = tgt.map, float(tgt.rank1_hit.mean())
+                k, n_try = int(tgt.rank1_hit.sum()), len(tgt.rank1_hit)
+                row.target_map = tgt.map
+                ci["target_map"] = mean_ci(tgt.ap, seed)
             else:
                 was_right = clean.rank1_hit
-                row.success_rate = float((was_right & ~adv.rank1_hit).sum() / max(was_right.sum(), 1))
+                k, n_try = int((was_right & ~adv.rank1_hit).sum()), int(was_right.sum())
                 row.map_floor = floor
+            row.success_rate = k / max(n_try, 1)
+            row.extra = {"ci_low": wilson(k, n_try)[0], "ci_high": wilson(k, n_try)[1],
+                         **{f"{m}_ci_{side}": v for m, (lo, hi) in ci.items()
+                            for side, v in (("low", lo), ("high", hi))}}
             rows.append(row)
             log.info("%s on %s: clean mAP %.3f -> adv mAP %.3f", ctx.attack_name, v.name, clean.map, adv.map)
         return rows

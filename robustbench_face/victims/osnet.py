@@ -45,8 +45,20 @@ class OSNetVictim(VictimBase):
         return [c1, c2, c3, c5]
 
 
+def _torchreid():
+    """torchreid, imported when a victim is built (it pulls tensorboard). Its import warns that
+    the Cython evaluator is missing: we never use torchreid's evaluator (metrics/reid.py is ours),
+    so the warning is silenced here, at its source."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Cython evaluation", category=UserWarning)
+        import torchreid
+    return torchreid
+
+
 def build_osnet(arch: str, weights: str | None, device: str = "cpu") -> OSNetVictim:
-    import torchreid  # heavy import (pulls tensorboard): only when a victim is built
+    torchreid = _torchreid()
 
     full, table = _card.resolve("osnet", weights, arch)
     spec = _card.spec_of(table, f"victims/osnet.toml [{full}]")
