@@ -12,7 +12,7 @@ are then paired and printed, with their largest absolute difference, and written
 * ``face``      ``benchmarks/face_transfer.py`` (ORL dodging, PGD 8/255, 10 pairs per source);
 * ``affect``    ``benchmarks/affect_attacks.py`` (fer_xception flip rates on the 400 ORL faces).
 
-    python benchmarks/compare_commits.py --old 073850f [--only pgd,face] [--threads 2]
+    python benchmarks/compare_commits.py --old 073850f [--new REF] [--only pgd,face] [--threads 2]
         [--out benchmarks/results/compare_commits.csv]
 
 Timings (``sec_per_query``) are paired too; they are only comparable because both sides ran
@@ -112,6 +112,7 @@ def pair(figure: str, old: list[dict], new: list[dict]) -> list[dict]:
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old", required=True, help="the commit whose published figures are checked")
+    ap.add_argument("--new", default=None, help="the commit to check them on (default: this working tree)")
     ap.add_argument("--only", default=",".join(FIGURES))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default="benchmarks/results/compare_commits.csv")
@@ -121,9 +122,10 @@ def main(argv=None) -> list[dict]:
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     old_tree, out_rows, walls = worktree(args.old), [], []
+    new_tree = worktree(args.new) if args.new else HERE
     with tempfile.TemporaryDirectory() as tmp:
         for i, fig in enumerate(args.only.split(",")):
-            order = [("old", old_tree), ("new", HERE)][:: 1 if i % 2 == 0 else -1]
+            order = [("old", old_tree), ("new", new_tree)][:: 1 if i % 2 == 0 else -1]
             got = {}
             for side, tree in order:
                 got[side] = run_side(tree, fig, Path(tmp), args.threads)
