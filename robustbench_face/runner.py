@@ -169,13 +169,15 @@ def validate(cfg: RunConfig) -> Plan:
     ds_name, ds_opts = dataset_spec(cfg)
     entry = DATASETS.get(ds_name)
     check_options(f"dataset {ds_name}", entry.factory, ds_opts)
-    if callable(getattr(entry.factory, "root", None)):
-        entry.factory.root(ds_opts.get("data_root"))  # a missing dataset fails here, before any model
     head = (infos[cfg.victim] or {}).get("head")
     ds_task = (dataset_info(ds_name) or {}).get("task")
     if head is None or (head == "embedding" and ds_task is None):
-        return _finish(cfg, attack, None, None)  # learnt from the built victim and dataset
-    return _finish(cfg, attack, head, "affect" if head != "embedding" else ds_task)
+        plan = _finish(cfg, attack, None, None)  # learnt from the built victim and dataset
+    else:
+        plan = _finish(cfg, attack, head, "affect" if head != "embedding" else ds_task)
+    if callable(getattr(entry.factory, "root", None)):
+        entry.factory.root(ds_opts.get("data_root"))  # a missing dataset fails here, before any model
+    return plan
 
 
 def _finish(cfg: RunConfig, attack, head: str | None, task: str | None) -> Plan:

@@ -104,7 +104,7 @@ def test_eps_sweep_flags():
 
 
 @needs_osnet
-@pytest.mark.skipif(not have_asset("datasets", "mini_market1501"), reason="mini_market1501 not in RBF_HOME")
+@pytest.mark.skipif(not have_asset("datasets", "mini_market1501"), reason="datasets/mini_market1501 not in RBF_HOME")
 def test_runner_rows_mark_adaptive(tmp_path):
     from robustbench_face.results import leaderboard
     from robustbench_face.runner import RunConfig, run

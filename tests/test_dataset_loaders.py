@@ -17,7 +17,7 @@ from robustbench_face.datasets._cards import register_loader
 from robustbench_face.datasets.identity_folders import parse_split_rule
 from robustbench_face.errors import AssetError, DataError, InputError
 from robustbench_face.registry import Registry
-from conftest import asset
+from conftest import asset, have_asset
 
 # sha256 of "<path relative to the root>\t<pid>\t<camid>\t<split>\t<tracklet>" lines, taken from
 # the loaders before datasets became cards. Published numbers depend on exactly these samples
@@ -46,7 +46,7 @@ def test_samples_unchanged(name, folder):
     assert _fingerprint(rbf.load_dataset(name)) == FINGERPRINTS[name, folder]
 
 
-@pytest.mark.skipif(not asset("datasets", "orl_faces").is_dir(), reason="ORL not in RBF_HOME")
+@pytest.mark.skipif(not have_asset("datasets", "orl_faces"), reason="datasets/orl_faces not in RBF_HOME")
 def test_orl_split_rule_and_options_override_the_card():
     ds = rbf.load_dataset("orl")
     assert (len(ds.split("train")), len(ds.split("holdout"))) == (300, 100)

@@ -25,7 +25,7 @@ from robustbench_face.runner import RunConfig, run
 from robustbench_face.tasks.face import build_pairs, choose_attacked
 
 pytest.importorskip("dlib", reason="the dlib_150 aligner needs dlib-bin")
-needs_orl = pytest.mark.skipif(not have_asset("datasets", "orl_faces"), reason="ORL not in RBF_HOME")
+needs_orl = pytest.mark.skipif(not have_asset("datasets", "orl_faces"), reason=f"datasets/orl_faces not in RBF_HOME={os.environ['RBF_HOME']}")
 PEOPLE = {"Ann": 1, "Bob": 5, "Cid": 12, "Dee": 33}  # name -> ORL folder s<k>
 PAIRS = """2 3
 Ann 1 2

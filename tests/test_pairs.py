@@ -200,14 +200,10 @@ def test_make_pairs_feeds_kfold_accuracy():
     assert r.mean == 1.0 and len(r.accuracies) == 10
 
 
-ORL = asset("datasets", "orl_faces")
-
-
-@pytest.mark.skipif(not ORL.is_dir(), reason="ORL faces not in the shared asset home")
 def test_make_pairs_on_orl():
     from robustbench_face.datasets.identity_folders import read_identity_folders
 
-    pairs = make_pairs(read_identity_folders(ORL, "orl"), None, None, seed=0)
+    pairs = make_pairs(read_identity_folders(asset("datasets", "orl_faces"), "orl"), None, None, seed=0)
     c = Counter((p.fold, p.same) for p in pairs)
     assert sum(p.same for p in pairs) == 1800 and len(pairs) == 3600  # 40 ids x C(10, 2) genuine
     assert set(c.values()) == {180}

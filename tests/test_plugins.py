@@ -90,7 +90,7 @@ def test_example_listed(example_site):
 
 
 @needs_osnet
-@pytest.mark.skipif(not have_asset("datasets", "mini_market1501"), reason="mini_market1501 missing")
+@pytest.mark.skipif(not have_asset("datasets", "mini_market1501"), reason="datasets/mini_market1501 not in RBF_HOME")
 def test_example_used_by_run(example_site, tmp_path):
     out = tmp_path / "r.csv"
     common = ["run", "--attack", "pgd", "-a", "steps=1", "--victim", "osnet_x0_25.market1501",
