@@ -18,6 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RBF_HOME", str(REPO.parent / "shared" / "assets"))
 os.environ.setdefault("RBF_CACHE", str(REPO / ".rbf-cache"))
+os.environ.setdefault("KERAS_BACKEND", "torch")  # keras (a reference runtime) without TensorFlow
 
 
 def _home() -> str:

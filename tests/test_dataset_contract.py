@@ -38,7 +38,56 @@ def _expected(info: dict) -> tuple[dict, list[str], list[str]]:
     return options, example.get("splits", info["splits"]), example.get("meta", info["meta"])
 
 
-def _load(name: str) -> ImageDataset:
+def _image(path: Path, size=(24, 20)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size[1], size[0]), (200, 120, 60)).save(path)
+
+
+def _identity_folders(root: Path, card: dict) -> None:
+    rule = card.get("options", {}).get("split_rule", "")
+    names = ["s1", "s31"] if "s1.." in rule else ["1001", "1002"]  # one person per declared split
+    for person in names:
+        for i in (1, 2):
+            _image(root / person / f"{person}_{i:04d}.jpg")
+
+
+def _lfw(root: Path, card: dict) -> None:
+    for person in ("Ann", "Bob"):
+        for i in (1, 2):
+            _image(root / person / f"{person}_{i:04d}.jpg")
+    (root / card.get("options", {}).get("pairs", "pairs.txt")).write_text("1 1\nAnn 1 2\nAnn 1 Bob 1\n")
+
+
+def _market(root: Path, card: dict) -> None:
+    for folder, pid in (("query", 1), ("bounding_box_test", 1), ("bounding_box_train", 2)):
+        _image(root / folder / f"{pid:04d}_c1s1_000001_00.jpg", (128, 64))
+
+
+def _fer2013(root: Path, card: dict) -> None:
+    px = " ".join(["128"] * 48 * 48)
+    rows = [f"{k},{px},{usage}" for k, usage in enumerate(("Training", "PublicTest", "PrivateTest"))]
+    root.mkdir(parents=True)
+    (root / card.get("options", {}).get("csv", "fer2013.csv")).write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+
+
+def _abaw(root: Path, card: dict) -> None:
+    for split in ("Train_Set", "Validation_Set"):
+        ann = root / "annotations" / "EXPR_Set" / split / f"video_{split}.txt"
+        ann.parent.mkdir(parents=True)
+        ann.write_text("Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n0\n4\n")
+        for i in (1, 2):
+            _image(root / "cropped_aligned" / f"video_{split}" / f"{i:05d}.jpg", (112, 112))
+
+
+# A loader whose real data is absent (not in the asset home) is tried on a synthetic layout of
+# its own format instead of being skipped: its card's declarations are still checked.
+SYNTHETIC = {"identity_folders": _identity_folders, "lfw_pairs": _lfw, "market1501": _market,
+             "fer2013": _fer2013, "abaw": _abaw}
+
+
+def _load(name: str, tmp_path: Path) -> ImageDataset:
     if name not in _cache:
         try:
             _cache[name] = rbf.load_dataset(name, **_expected(dataset_info(name))[0])
@@ -46,7 +95,12 @@ def _load(name: str) -> ImageDataset:
             _cache[name] = exc
     ds = _cache[name]
     if isinstance(ds, AssetError):
-        pytest.skip(f"{name}: {ds}")
+        info = dataset_info(name)
+        build = SYNTHETIC.get(info["loader"])
+        if build is None:
+            pytest.skip(f"{name}: {ds}")
+        build(tmp_path / "data", info)
+        return rbf.load_dataset(name, data_root=str(tmp_path / "data"))
     return ds
 
 
@@ -65,8 +119,9 @@ def test_info_without_data(name, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", DATASET_NAMES)
-def test_dataset_contract(name):
-    ds = _load(name)
+def test_dataset_contract(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("RBF_CACHE", str(tmp_path / "cache"))  # fer2013 decodes its CSV there
+    ds = _load(name, tmp_path)
     info = dataset_info(name)
     _, splits, meta = _expected(info)
     assert isinstance(ds, ImageDataset) and ds.samples
