@@ -81,7 +81,7 @@ def matrix(rows: list[dict], victims=VICTIMS) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="orl")
     ap.add_argument("--mode", default="dodging", choices=["dodging", "impersonation"])
@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="default: leaderboards/face_transfer_<dataset>.csv")
     ap.add_argument("--from-results", action="store_true",
                     help="do not run; pivot the latest matching runs already in --results")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     args = {"eps": parse_value(a.eps), "steps": a.steps} if a.attack in ("pgd", "mifgsm") else {"steps": a.steps}
     if a.from_results:
         rows = rows_from_results(a.results, a.dataset, a.mode, a.attack)

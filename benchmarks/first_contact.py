@@ -37,7 +37,12 @@ def rbf(tree: Path, args: list[str], env: dict | None = None, interrupt_after: f
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full, cwd=tree)
     time.sleep(interrupt_after)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return "still running 120 s after SIGINT (killed)", out, err
     return proc.returncode, out, err
 
 
@@ -45,7 +50,8 @@ def last_error(err: str, out: str = "") -> str:
     lines = [line for line in err.splitlines() if line.startswith("error:") or "Error" in line]
     text = lines[-1] if lines else (err.strip().splitlines() or out.strip().splitlines() or [""])[-1]
     n_tb = err.count("\n") if "Traceback" in err else 0
-    return (text[:220] + ("..." if len(text) > 220 else "")) + (f" [{n_tb}-line traceback]" if n_tb else "")
+    short = text if len(text) <= 260 else text[:150] + " ... " + text[-105:]  # keep the tail: RBF_HOME, the fix
+    return short + (f" [{n_tb}-line traceback]" if n_tb else "")
 
 
 def row_value(csv_path: Path, keys: list[str]) -> str:

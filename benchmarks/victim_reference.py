@@ -214,7 +214,6 @@ def dlib_reference(weights: Path) -> Callable[[list[np.ndarray]], np.ndarray]:
 
 def _ort_resize(size: tuple[int, int]):
     """onnxruntime's Resize, linear, asymmetric coordinates: TF.js resizeBilinear's sampling."""
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 

@@ -8,7 +8,7 @@ or up, and on any cycle.
 """
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "_version", "_layers"),              # 0: what everything may raise or read
+    ("errors", "_version", "_layers", "interrupt"),  # 0: what everything may raise or read
     ("registry", "options", "assets", "preprocess"),  # 1: names, typed options, assets, input spec
     ("cards", "types", "factory"),                  # 2: cards, protocols, create_*
     ("metrics", "sanity", "results", "fetch"),      # 3: pure functions over numbers; the CSV; rbf fetch
@@ -16,10 +16,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("datasets",),                                  # 5: loaders
     ("align",),                                     # 6: face alignment (reads images)
     ("victims", "defenses", "attacks"),             # 7: the plugins
-    ("adaptive", "measure"),                        # 8: wrappers and measurement around attacks
+    ("adaptive", "measure", "clean_cache"),         # 8: wrappers, measurement, shared clean work
     ("tasks",),                                     # 9: one template, one module per field
-    ("runner", "training", "plugin", "table"),      # 10: a run, a training, a plugin, a table
-    ("sweeps", "demo"),                             # 11: runs of runs, rbf demo
+    ("runner", "training", "plugin", "table", "page"),  # 10: a run, a training, a plugin, tables, the page
+    ("sweeps", "demo", "bench", "publish"),         # 11: runs of runs (sweeps, grids), rbf demo, publishing
     ("cli",),                                       # 12: the commands
 )
 

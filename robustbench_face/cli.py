@@ -143,19 +143,55 @@ def plugin_new(kind: str = typer.Argument(..., help="defense | attack | victim")
 
 
 @app.command()
-def leaderboard(results: str = typer.Argument(..., help="results CSV"),
-                out: str = typer.Option(..., help="leaderboard CSV to write"),
+def leaderboard(results: Optional[str] = typer.Argument(None, help="results CSV (rbf run / rbf bench rows)"),
+                out: Optional[str] = typer.Option(None, help="a folder (CSV, entries/*.json, .md, index.html) or a .csv"),
                 task: Optional[str] = None, dataset: Optional[str] = None,
-                allow_dirty: bool = typer.Option(False, help="publish rows of a dirty or unknown tree, flagged")):
-    """Build a ranked leaderboard CSV from a results CSV."""
-    from .results import leaderboard as leaderboard_
+                allow_dirty: bool = typer.Option(False, help="publish rows of a dirty or unknown tree, flagged"),
+                check: Optional[str] = typer.Option(None, "--check", help="validate one submitted entries/<id>.json")):
+    """Publish a leaderboard from a results CSV, or check a submitted entry."""
+    if check:
+        from .publish import check_entry
 
-    rows = leaderboard_(results, task=task, dataset=dataset, out=out, allow_dirty=allow_dirty)
-    typer.echo(f"wrote {len(rows)} row(s) to {out}")
+        e = check_entry(check)
+        typer.echo(f"{check}: valid entry {e['id']} ({e['spec']['attack']} on {e['spec']['victim']}, "
+                   f"{len(e['seeds'])} seed(s), flags: {', '.join(e['flags']) or 'none'})")
+        return
+    if not results or not out:
+        raise RbfError("rbf leaderboard needs RESULTS and --out (or --check ENTRY.json)")
+    if out.endswith(".csv"):
+        from .results import leaderboard as leaderboard_
+
+        rows = leaderboard_(results, task=task, dataset=dataset, out=out, allow_dirty=allow_dirty)
+        typer.echo(f"wrote {len(rows)} row(s) to {out}")
+        return
+    from .publish import publish
+
+    ranked = publish(results, out, allow_dirty=allow_dirty)
+    typer.echo(f"published {len(ranked)} entries to {out} (leaderboard.csv, leaderboard.md, index.html, entries/)")
+
+
+@app.command()
+def bench(spec: str = typer.Argument(..., help="grid spec, e.g. benchmarks/smoke.toml"),
+          out: Optional[str] = typer.Option(None, help="output folder (default runs/bench/<name>)"),
+          resume: bool = typer.Option(False, help="run only the cells not finished yet"),
+          executor: str = typer.Option("local", help="local | ray")):
+    """Run a benchmark grid: cells keyed by config hash, resumable, shared clean work, local or Ray."""
+    from .bench import bench as bench_
+
+    try:
+        r = bench_(spec, out=out, resume=resume, executor=executor)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: every finished cell is kept; continue with --resume", err=True)
+        raise typer.Exit(130)
+    typer.echo(f"bench {r['spec']}: {r['cells']} cells, {r['finished_before']} finished before, {r['ran']} run, "
+               f"{r['failed']} failed, {r['seconds']} s; results in {r['results']}")
 
 
 def main() -> None:
+    from .interrupt import install
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install()  # a Ctrl-C swallowed by a third-party import is raised again at the next batch
     try:
         code = app(standalone_mode=False)
     except RbfError as exc:

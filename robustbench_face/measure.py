@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .interrupt import check as check_interrupt
 from .attacks._base import AttackWrapper, distance_of, region_of
 from .attacks._objective import objective
 from .sanity import check_loss_gain
@@ -54,6 +55,7 @@ def embed(victim, images: Tensor, batch_size: int, device: str, desc: str | None
     with tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False,
               disable=None if desc else True) as bar:  # None: shown on a terminal only
         for i in bar:
+            check_interrupt()
             out.append(victim(images[i:i + batch_size].to(device)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
@@ -116,6 +118,7 @@ def attack_and_measure(attack: Callable | None, victim, images, targets: Tensor 
     kept, seconds, pert = [], 0.0, 0.0
     with tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None) as bar:
         for i in bar:
+            check_interrupt()
             xb = images[i:i + batch_size].to(device)
             adv = xb
             if attack is not None:

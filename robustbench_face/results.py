@@ -164,56 +164,76 @@ def append_rows(path: str | os.PathLike, new_rows: Iterable[dict[str, Any]]) -> 
     return path
 
 
-def _partial(r: dict[str, str]) -> bool:
-    return str(r.get("partial", "")).lower() in ("true", "1", "yes")
+def _truthy(v: Any) -> bool:
+    return str(v or "").lower() in ("true", "1", "yes")
 
 
-def leaderboard(results: str | os.PathLike, task: str | None = None, dataset: str | None = None,
-                out: str | os.PathLike | None = None, allow_dirty: bool = False) -> list[dict[str, str]]:
-    """Rank result rows: lowest adversarial score first (the strongest attack / weakest model).
+TARGETED = ("impersonation", "targeted")
 
-    Each mode is ranked on its own (an impersonation row's ``adv_map`` is not comparable with
-    an evasion row's), and targeted modes by their ``success_rate`` (highest first), since
-    their ``adv_map`` only says how far the query moved from its own identity. Within a mode,
-    full rows come before ``partial`` ones (``--limit`` subsets), adaptive before non-adaptive
-    rows of defended victims, clean-tree before dirty-tree rows: a row of the second kind is
-    never ranked beside one of the first.
 
-    Rows made from a dirty or unknown tree (``provenance`` column, or a ``git_sha`` ending in
-    ``-dirty`` / ``unknown``) do not re-run from a commit: they are refused unless
-    ``allow_dirty``, and then keep their flag.
-    """
+def headline_metric(r: dict[str, str]) -> tuple[str, float]:
+    """(column, rank value) a row is ranked by: lower ranks first. Untargeted modes rank by
+    ``adv_map`` where there is one (re-ID), else by ``success_rate`` (highest first); targeted
+    modes by ``success_rate``, since their ``adv_map`` only says how far the query moved."""
+    order = ("success_rate", "adv_map", "adv_rank1") if r.get("mode") in TARGETED else \
+        ("adv_map", "success_rate", "adv_rank1")
+    for k in order:
+        if r.get(k) not in (None, ""):
+            v = float(r[k])
+            return k, (-v if k == "success_rate" else v)
+    return "", float("inf")
+
+
+def flags_of(r: dict[str, str]) -> list[str]:
+    """Why a row is not a full, adaptive, clean-tree evaluation (empty when it is)."""
+    out = []
+    if _truthy(r.get("partial")):
+        out.append("partial")
+    attacked = r.get("attack", "none") not in ("", "none")  # a clean run has no attack to adapt
+    if attacked and r.get("defense", "none") not in ("", "none") and r.get("adaptive") != "yes":
+        out.append("non-adaptive")
+    tree = r.get("provenance") or tree_flag(r.get("git_sha", ""))
+    if tree:
+        out.append(tree)
+    out += [f for f in str(r.get("flags", "") or "").split(";") if f and f not in out]
+    return out
+
+
+def rank_key(r: dict[str, str]) -> tuple:
+    """Within (task, dataset, mode): full before partial, adaptive before non-adaptive, clean-tree
+    before dirty-tree rows, then the headline metric (:func:`headline_metric`)."""
+    flags = flags_of(r)
+    return (r.get("task", ""), r.get("dataset", ""), r.get("mode", ""), "partial" in flags,
+            "non-adaptive" in flags, any(f.endswith("-tree") for f in flags), headline_metric(r)[1])
+
+
+def trusted_rows(results: str | os.PathLike, allow_dirty: bool = False) -> list[dict[str, str]]:
+    """The rows of ``results`` that may be ranked: demo rows left out, and rows of a dirty or
+    unknown tree refused unless ``allow_dirty`` (then they keep their ``provenance`` flag)."""
     _, rows = read_rows(results)
-    demo = [r for r in rows if str(r.get("demo", "")).lower() in ("true", "1", "yes")]
+    demo = [r for r in rows if _truthy(r.get("demo"))]
     if demo:
         log.warning("%d demo rows of %s left out: rbf demo rows are never ranked", len(demo), results)
-    rows = [r for r in rows if r not in demo and (task is None or r.get("task") == task)
-            and (dataset is None or r.get("dataset") == dataset)]
-    untrusted = [r for r in rows if r.get("provenance") or tree_flag(r.get("git_sha", ""))]
+    rows = [r for r in rows if not _truthy(r.get("demo"))]
+    for r in rows:
+        r["provenance"] = r.get("provenance") or tree_flag(r.get("git_sha", ""))
+    untrusted = [r for r in rows if r["provenance"]]
     if untrusted and not allow_dirty:
         shas = sorted({r.get("git_sha", "") or "(none)" for r in untrusted})
         raise DataError(f"{len(untrusted)} of {len(rows)} rows of {results} come from a dirty or unknown "
                         f"tree (git_sha {', '.join(shas[:4])}): re-run them from a clean checkout, or "
                         "pass --allow-dirty to publish them flagged")
-    for r in rows:
-        r["provenance"] = r.get("provenance") or tree_flag(r.get("git_sha", ""))
-    targeted = ("impersonation", "targeted")
+    return rows
 
-    def metric(r):
-        order = ("success_rate", "adv_map", "adv_rank1") if r.get("mode") in targeted else \
-            ("adv_map", "success_rate", "adv_rank1")
-        for k in order:
-            if r.get(k):
-                v = float(r[k])
-                return -v if k == "success_rate" else v
-        return float("inf")
 
-    def key(r):
-        non_adaptive = r.get("defense", "none") not in ("", "none") and r.get("adaptive") != "yes"
-        return (r.get("task", ""), r.get("dataset", ""), r.get("mode", ""), _partial(r), non_adaptive,
-                bool(r.get("provenance")), metric(r))
-
-    rows.sort(key=key)
+def leaderboard(results: str | os.PathLike, task: str | None = None, dataset: str | None = None,
+                out: str | os.PathLike | None = None, allow_dirty: bool = False) -> list[dict[str, str]]:
+    """The rows of ``results`` ranked (:func:`rank_key`): the strongest attack / weakest model
+    first, each mode on its own; rows of a dirty or unknown tree are refused unless
+    ``allow_dirty`` (:func:`trusted_rows`). ``out`` writes them as a CSV."""
+    rows = [r for r in trusted_rows(results, allow_dirty) if (task is None or r.get("task") == task)
+            and (dataset is None or r.get("dataset") == dataset)]
+    rows.sort(key=rank_key)
     if out is not None:
         header = list(dict.fromkeys(k for r in rows for k in r)) if rows else BASE_COLUMNS
         out = Path(out)

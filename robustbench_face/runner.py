@@ -220,20 +220,63 @@ def _task_of(ctx: Context) -> str:
     return "affect" if head_of(ctx.attacked).kind != "embedding" else ctx.ds.task
 
 
-def run(cfg: RunConfig) -> list[dict[str, Any]]:
-    """Evaluate ``cfg``; append one row per evaluated victim to ``cfg.out``; return the rows."""
+def rerun_command(cfg: RunConfig) -> str:
+    """The ``rbf run`` command line that re-makes ``cfg``'s rows (recorded on every row).
+
+    >>> rerun_command(RunConfig(attack="pgd", victim="osnet", attack_args={"eps": 0.5}, seed=2))
+    'rbf run --attack pgd --victim osnet --dataset mini_mars --seed 2 -a eps=0.5'
+    """
+    import shlex
+
+    parts = ["rbf", "run", "--attack", cfg.attack, "--victim", cfg.victim, "--dataset", cfg.dataset]
+    for v in cfg.eval_victims:
+        parts += ["--eval-victim", v]
+    for d in cfg.defenses:
+        parts += ["--defense", d]
+    if cfg.mode:
+        parts += ["--mode", cfg.mode]
+    parts += ["--seed", str(cfg.seed)]
+    if cfg.limit is not None:
+        parts += ["--limit", str(cfg.limit)]
+    for flag, value, default in (("--device", cfg.device, "cpu"), ("--batch-size", cfg.batch_size, 32),
+                                 ("--adaptive", cfg.adaptive, "auto"), ("--eot-draws", cfg.eot_draws, 10)):
+        if value != default:
+            parts += [flag, str(value)]
+    for key, value in cfg.task_options.items():
+        parts += ["--" + key.replace("_", "-"), str(value)]
+    for key, value in cfg.attack_args.items():
+        parts += ["-a", f"{key}={value}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def build_victims(cfg: RunConfig, built: dict | None = None) -> dict[str, Any]:
+    """The run's victims (attacked first), each with the run's defenses; ``built`` (a grid's
+    dict of already built ones, keyed by name, defenses and device) is read and filled."""
+    from tqdm.auto import tqdm
+
+    built = {} if built is None else built
+    victims = {}
+    # a context-managed bar is cleared even when a build fails, so an error starts its own line
+    names = list(dict.fromkeys([cfg.victim, *cfg.eval_victims]))
+    with tqdm(names, desc="loading victims", unit="victim", leave=False, disable=None) as bar:
+        for n in bar:
+            key = (n, tuple(cfg.defenses), cfg.device)
+            if key not in built:
+                built[key] = build_victim(n, cfg.defenses, cfg.device)
+            victims[n] = built[key]
+    return victims
+
+
+def run(cfg: RunConfig, built: dict | None = None, cache=None) -> list[dict[str, Any]]:
+    """Evaluate ``cfg``; append one row per evaluated victim to ``cfg.out``; return the rows.
+
+    ``built`` and ``cache`` (a :class:`~robustbench_face.clean_cache.CleanCache`) let the cells
+    of a benchmark grid share built victims and clean outputs (``bench.py``)."""
     p = validate(cfg)  # before any model is built or image read
     ds_name, ds_opts = dataset_spec(cfg)
     ds = load_dataset(ds_name, **ds_opts)
     torch.manual_seed(cfg.seed)
-    names = list(dict.fromkeys([cfg.victim, *cfg.eval_victims]))
-    from tqdm.auto import tqdm
-
-    victims = {}
-    # a context-managed bar is cleared even when a build fails, so an error starts its own line
-    with tqdm(names, desc="loading victims", unit="victim", leave=False, disable=None) as bar:
-        for n in bar:
-            victims[n] = build_victim(n, cfg.defenses, cfg.device)
+    victims = build_victims(cfg, built)
     # a plug-in victim without a card: its head (and so the field) is known only now
     task = "affect" if head_of(victims[cfg.victim]).kind != "embedding" else ds.task
     if p.head is None or p.task != task:
@@ -243,7 +286,7 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
     # building victims draws random numbers (layer init before weights load), so re-seed here:
     # the attack's random start must not depend on how many --eval-victim were given
     torch.manual_seed(cfg.seed)
-    ctx = Context(cfg, p.options, ds, p.mode, p.targeted, tracker, victims)
+    ctx = Context(cfg, p.options, ds, p.mode, p.targeted, tracker, victims, cache)
     rows = [r.to_dict() for r in run_task(TASKS[task], ctx)]
     checks = sanity_columns(cfg, ctx, tracker, rows[0], adaptive, p.attack)
     prov = provenance({**asdict(cfg), "mode": p.mode, "out": None})
@@ -254,7 +297,7 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
             "defense": "+".join(defended) or "none", "adaptive": adaptive, "seed": cfg.seed,
             "device": cfg.device,
             "attack_config": json.dumps(describe(attack), sort_keys=True) if attack is not None else "",
-            **prov}
+            "rerun": rerun_command(cfg), **prov}
     rows = [{**base, **r, **cfg.tags} for r in rows]
     rows[0].update(checks)
     append_rows(cfg.out, rows)

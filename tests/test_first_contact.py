@@ -5,7 +5,6 @@ Every CLI case checks one clear line, the exit code, and that the results CSV is
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -189,7 +188,6 @@ def test_victim_input_checks():
 
 # 13. runs stream their images: a face run keeps chips as uint8 on disk, read a batch at a time
 def test_face_chips_are_a_uint8_file(tmp_path, monkeypatch):
-    import numpy as np
     import torch
 
     from robustbench_face.align import _ALIGNERS, align_source
@@ -205,7 +203,7 @@ def test_face_chips_are_a_uint8_file(tmp_path, monkeypatch):
         Image.new("RGB", (10, 10), (i * 40, 0, 0)).save(tmp_path / f"{i}.png")
         samples.append(Sample(tmp_path / f"{i}.png", i))
     chips, det = align_source("toy_8", samples, chunk=2)
-    assert isinstance(chips, ArraySource) and isinstance(chips.array, np.memmap)
-    assert chips.array.dtype == np.uint8 and chips[1:3].shape == (2, 3, 8, 8) and det.all()
+    assert isinstance(chips, ArraySource) and chips.path is not None and chips.path.suffix == ".u8"
+    assert chips.path.stat().st_size == 5 * 3 * 8 * 8 and chips[1:3].shape == (2, 3, 8, 8) and det.all()
     again, _ = align_source("toy_8", samples)  # served from the cache file
     assert torch.equal(again[:], chips[:])

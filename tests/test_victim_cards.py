@@ -36,7 +36,7 @@ def test_cards_and_victim_modules_correspond():
     entries = _builtin_entries()
     cards, modules = set(list_cards("victims")), _modules(victims_pkg)
     registering = {e.card for e in entries}
-    assert cards - modules == set(), f"cards in victims/ that name no module in robustbench_face/victims/"
+    assert cards - modules == set(), "cards in victims/ that name no module in robustbench_face/victims/"
     assert cards - registering == set(), "cards whose module registers no victim"
     missing = sorted(f"{e.name} ({e.module})" for e in entries if e.card not in cards)
     assert not missing, f"built-in victims without a card: {missing}"

@@ -102,7 +102,6 @@ def _tfjs_resize_bilinear(a: np.ndarray, h: int, w: int) -> np.ndarray:
 @pytest.mark.parametrize("src, dst", [((92, 112), (112, 112)), ((300, 250), (224, 224)), ((40, 30), (112, 112))])
 def test_asymmetric_is_tfjs_and_onnxruntime(src, dst):
     ort = pytest.importorskip("onnxruntime")
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     a = _img(*src)

@@ -11,11 +11,13 @@ An aligner is a function ``aligner(images) -> (chips, detected)``:
 
 Aligners register with ``@register_aligner("name")`` in a module of this package; results
 are cached per dataset under ``$RBF_CACHE/aligned/`` (a uint8 file read back a batch at a time)
-by :func:`align_source`; :func:`align_samples` loads them as one tensor.
+by :func:`align_source` (read back row by row, never mapped); :func:`align_samples` loads them as
+one tensor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -88,33 +90,31 @@ def align_source(name: str, samples, read: Callable | None = None, cache: bool =
     meta = path.with_suffix(".json")
     if cache and path.is_file() and meta.is_file():
         info = json.loads(meta.read_text())
-        array = np.memmap(path, dtype=np.uint8, mode="r", shape=tuple(info["shape"]))
-        return ArraySource(array), torch.tensor(info["detected"], dtype=torch.bool)
-    array, detected = None, []
+        return ArraySource(path=path, shape=tuple(info["shape"])), torch.tensor(info["detected"], dtype=torch.bool)
+    shape, detected, parts = None, [], []
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    for i in range(0, len(samples), chunk):
-        chips, det = aligner([read(s) for s in samples[i:i + chunk]])
-        chips8 = chips.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-        if array is None:
-            shape = (len(samples), *chips8.shape[1:])
-            if cache:
-                tmp.parent.mkdir(parents=True, exist_ok=True)
-                array = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
-            else:
-                array = np.empty(shape, dtype=np.uint8)
-        array[i:i + len(chips8)] = chips8
-        detected += det.tolist()
-    if array is None:
-        raise InputError(f"align_source({name!r}): no samples to align")
     if cache:
-        array.flush()
-        del array
-        meta.with_name(meta.name + ".tmp").write_text(json.dumps({"shape": list(shape), "detected": detected}))
-        os.replace(tmp, path)
-        os.replace(meta.with_name(meta.name + ".tmp"), meta)
-        array = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+    # written with plain writes, not a mapping: dirty mapped pages would count as resident memory
+    with (open(tmp, "wb") if cache else contextlib.nullcontext()) as f:
+        for i in range(0, len(samples), chunk):
+            chips, det = aligner([read(s) for s in samples[i:i + chunk]])
+            chips8 = chips.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+            shape = shape or (len(samples), *chips8.shape[1:])
+            if f is not None:
+                f.write(np.ascontiguousarray(chips8).tobytes())
+            else:
+                parts.append(chips8)
+            detected += det.tolist()
+    if shape is None:
+        raise InputError(f"align_source({name!r}): no samples to align")
     log.info("aligned %d faces with %s; %d fell back", len(samples), name, len(detected) - sum(detected))
-    return ArraySource(array), torch.tensor(detected, dtype=torch.bool)
+    if not cache:
+        return ArraySource(np.concatenate(parts)), torch.tensor(detected, dtype=torch.bool)
+    meta.with_name(meta.name + ".tmp").write_text(json.dumps({"shape": list(shape), "detected": detected}))
+    os.replace(tmp, path)
+    os.replace(meta.with_name(meta.name + ".tmp"), meta)
+    return ArraySource(path=path, shape=shape), torch.tensor(detected, dtype=torch.bool)
 
 
 def align_samples(name: str, samples, read: Callable | None = None, cache: bool = True) -> tuple[Tensor, Tensor]:

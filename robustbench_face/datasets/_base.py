@@ -4,6 +4,7 @@ that read a batch at a time (so memory does not grow with the dataset)."""
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,19 +93,42 @@ class ImageSource:
 
 
 class ArraySource:
-    """A uint8 (N, C, H, W) array (in memory, or an ``np.memmap`` on disk) served like
-    :class:`ImageSource`: batches as float32 in [0, 1], decoded on demand."""
+    """uint8 (N, C, H, W) images -- an array in memory, or a raw file of them on disk -- served
+    like :class:`ImageSource`: batches as float32 in [0, 1], decoded on demand.
 
-    def __init__(self, array: np.ndarray):
-        self.array = array
+    A file is read with ``os.pread``, row by row, rather than memory-mapped: pages of a mapping
+    count toward the process's resident memory once touched, so a mapped file of 12k face chips
+    would grow a run's peak RSS with the dataset, which streaming is there to prevent."""
+
+    def __init__(self, array: np.ndarray | None = None, path: str | Path | None = None,
+                 shape: tuple[int, ...] | None = None):
+        if (array is None) == (path is None):
+            raise ValueError("ArraySource takes an array or a file path (with its shape)")
+        self.array, self.path = array, None if path is None else Path(path)
+        self.shape = tuple(array.shape) if array is not None else tuple(shape)
+        self._row = int(np.prod(self.shape[1:]))
 
     def __len__(self) -> int:
-        return len(self.array)
+        return self.shape[0]
+
+    def _rows(self, idx: np.ndarray) -> np.ndarray:
+        out = np.empty((len(idx), *self.shape[1:]), dtype=np.uint8)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for j, i in enumerate(idx.tolist()):
+                buf = os.pread(fd, self._row, i * self._row)
+                out[j] = np.frombuffer(buf, dtype=np.uint8).reshape(self.shape[1:])
+        finally:
+            os.close(fd)
+        return out
 
     def __getitem__(self, key) -> Tensor:
-        if not isinstance(key, (slice, int, np.integer)):
-            key = np.asarray(key, dtype=np.int64)
-        return torch.from_numpy(np.array(self.array[key])).float().div_(255)
+        single = isinstance(key, (int, np.integer))
+        idx = np.arange(len(self))[key] if isinstance(key, (slice, int, np.integer)) else np.asarray(key, dtype=np.int64)
+        idx = np.atleast_1d(idx)
+        data = np.array(self.array[idx]) if self.array is not None else self._rows(idx)
+        x = torch.from_numpy(data).float().div_(255)
+        return x[0] if single else x
 
 
 class Subset:

@@ -38,6 +38,7 @@ class Context:
     targeted: bool
     attack: Callable | None
     victims: dict[str, Any]         # attacked victim first, then eval (transfer) victims
+    cache: Any = None               # clean_cache.CleanCache shared by a benchmark grid's cells, or None
 
     @property
     def names(self) -> list[str]:
@@ -50,6 +51,15 @@ class Context:
     @property
     def attack_name(self) -> str:
         return self.cfg.attack
+
+    def clean(self, victim, what: str, samples: list, images, desc: str | None = None):
+        """The victim's outputs on clean ``images`` (of ``samples``), through the shared cache."""
+        from ..clean_cache import clean_outputs
+        from ..measure import embed
+
+        bs, dev = self.cfg.batch_size, self.cfg.device
+        return clean_outputs(self.cache, victim, what, samples, bs, dev,
+                             lambda: embed(victim, images, bs, dev, desc=desc))
 
 
 @dataclass

@@ -44,7 +44,6 @@ import torch
 from ..datasets._base import stratified_subset
 from ..errors import DataError, InputError
 from ..heads import Head, head_of
-from ..measure import embed
 from ..metrics.intervals import rate_ci, wilson
 from ._template import Row, Task
 
@@ -134,7 +133,7 @@ class Affect(Task):
                  for n, v in ctx.victims.items()} if ctx.targeted else {}
         idx, n_available = eval_indices(ctx.ds, ctx.cfg.limit, ctx.options.split, ctx.cfg.seed)
         x = load_images(ctx.ds, idx, ctx.attacked)
-        clean = {n: embed(v, x, ctx.cfg.batch_size, ctx.cfg.device) for n, v in ctx.victims.items()}
+        clean = {n: ctx.clean(v, f"affect-images:{x.size}", x.samples, x) for n, v in ctx.victims.items()}
         refs = {}
         for n, v in ctx.victims.items():
             heads[n].check_width(v, clean[n])

@@ -54,7 +54,6 @@ import torch.nn.functional as F
 from ..datasets._base import ImageSource, Sample, Subset, stratified_subset
 from ..datasets.lfw_pairs import make_pairs
 from ..errors import DataError, InputError
-from ..measure import embed
 from ..metrics import verification as V
 from ..metrics.intervals import wilson
 from ._template import Row, Task
@@ -238,7 +237,7 @@ class Face(Task):
         if n_fallback:
             log.warning("%d of %d images: no face found by %s, aligner fallback used (n_fallback)",
                         n_fallback, len(samples), align)
-        emb = {n: embed(v, chips, ctx.cfg.batch_size, ctx.cfg.device, desc=f"faces on {v.name}")
+        emb = {n: ctx.clean(v, f"face-chips:{align}", samples, chips, desc=f"faces on {v.name}")
                for n, v in ctx.victims.items()}
         cal = {n: calibrate(_cos(emb[n][ia], emb[n][ib]), same, folds, far, seed) for n in ctx.names}
         if math.isnan(cal[ctx.names[0]]["threshold"]):  # clean and attacked runs alike
@@ -296,8 +295,9 @@ class Face(Task):
 
 def _native(ctx, victim, inp: FaceInputs) -> dict:
     """Clean numbers of an eval victim on chips of its own alignment (transfer rows only)."""
-    chips, det = aligned(getattr(victim, "alignment", None), inp.samples)
-    e = embed(victim, chips, ctx.cfg.batch_size, ctx.cfg.device)
+    own = getattr(victim, "alignment", None)
+    chips, det = aligned(own, inp.samples)
+    e = ctx.clean(victim, f"face-chips:{own}", inp.samples, chips)
     c = calibrate(_cos(e[inp.ia], e[inp.ib]), inp.same, inp.folds, float(ctx.options.far), ctx.cfg.seed)
     return {"clean_acc_native": c["clean_acc"], "tar_at_far_native": c["tar_at_far"],
             "threshold_native": c["threshold"], "n_fallback_native": int((~det).sum())}

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from ..datasets._base import stratified_subset
-from ..measure import embed
 from ..metrics.intervals import mean_ci, wilson
 from ..metrics.reid import distance_matrix, evaluate_rank, map_floor
 from ._template import Row, Task
@@ -83,7 +82,7 @@ class Reid(Task):
         queries = [every[i] for i in stratified_subset([s.pid for s in every], ctx.cfg.limit, ctx.cfg.seed)]
         gallery = ctx.ds.split("gallery")
         xq, xg = ctx.ds.source(queries), ctx.ds.source(gallery)  # read a batch at a time
-        feats_g = {n: embed(v, xg, ctx.cfg.batch_size, ctx.cfg.device, desc=f"gallery on {v.name}")
+        feats_g = {n: ctx.clean(v, "reid-gallery", gallery, xg, desc=f"gallery on {v.name}")
                    for n, v in ctx.victims.items()}
         return ReidInputs(xq, np.array([s.pid for s in queries]), np.array([s.camid for s in queries]),
                           np.array([s.pid for s in gallery]), np.array([s.camid for s in gallery]), feats_g,
@@ -98,11 +97,10 @@ class Reid(Task):
 
     def score(self, ctx, inp: ReidInputs, outcome) -> list[ReidRow]:
         floor = map_floor(inp.q_pids, inp.g_pids, inp.q_cams, inp.g_cams)  # the lowest mAP possible
-        bs, dev = ctx.cfg.batch_size, ctx.cfg.device
         cost = outcome.columns()
         rows = []
         for n, v in ctx.victims.items():
-            fq, fa = embed(v, inp.images, bs, dev), outcome.outputs[n]
+            fq, fa = ctx.clean(v, "reid-queries", inp.images.samples, inp.images), outcome.outputs[n]
             rank = lambda f, **kw: evaluate_rank(distance_matrix(f, inp.feats_g[n]), inp.q_pids,  # noqa: E731
                                                  inp.g_pids, inp.q_cams, inp.g_cams, **kw)
             clean, adv = rank(fq), rank(fa)
