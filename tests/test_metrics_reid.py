@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_face.metrics.reid import distance_matrix, evaluate_rank, faiss_rank, map_floor
+from robustbench_face.metrics.reid import (distance_matrix, evaluate_features, evaluate_rank, faiss_rank,
+                                           map_floor, topk_cmc)
 
 from conftest import needs_mars, needs_osnet
 
@@ -60,6 +61,48 @@ def test_impersonation_target_relevance():
     d = np.array([[0.1, 0.2, 0.3]])
     r = evaluate_rank(d, [1], [2, 1, 3], [0], [1, 1, 1], target_pids=[2])
     assert r.rank1 == 1.0 and r.map == 1.0
+
+
+def _feature_case(seed, q=30, g=400, ids=12, cams=4, junk=20):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(ids, 16))
+    qp, gp = rng.integers(0, ids, q), rng.integers(0, ids, g)
+    qf = centers[qp] + rng.normal(scale=0.8, size=(q, 16))
+    gf = centers[gp] + rng.normal(scale=0.8, size=(g, 16))
+    gp[:junk] = -1
+    return qf, gf, qp, gp, rng.integers(0, cams, q), rng.integers(0, cams, g)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_counting_path_equals_a_stable_sort(seed):
+    qf, gf, qp, gp, qc, gc = _feature_case(seed)
+    d = distance_matrix(qf, gf)
+    d[0, :50] = d[0, 60]  # a block of exact ties, ranked by gallery index
+    target = np.roll(qp, 1)
+    for tp in (None, target):
+        fast = evaluate_rank(d, qp, gp, qc, gc, target_pids=tp)
+        ref = evaluate_rank(None, qp, gp, qc, gc, target_pids=tp, order=np.argsort(d, 1, kind="stable"))
+        np.testing.assert_allclose(fast.ap, ref.ap, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(fast.cmc, ref.cmc)
+        assert fast.n_valid == ref.n_valid and (fast.rank1_hit == ref.rank1_hit).all()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_features_path_equals_the_distance_matrix_path(metric):
+    qf, gf, qp, gp, qc, gc = _feature_case(7)
+    ref = evaluate_rank(distance_matrix(qf, gf, metric), qp, gp, qc, gc)
+    # a tiny memory budget forces one query row per chunk
+    got = evaluate_features(qf, gf, qp, gp, qc, gc, metric=metric, memory_mb=1e-3)
+    assert abs(got.map - ref.map) < 1e-6 and np.abs(got.cmc - ref.cmc).max() < 1e-6
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_topk_cmc_equals_the_full_ranking(metric):
+    qf, gf, qp, gp, qc, gc = _feature_case(3)
+    ref = evaluate_rank(distance_matrix(qf, gf, metric), qp, gp, qc, gc, max_rank=20)
+    got = topk_cmc(qf, gf, qp, gp, qc, gc, metric=metric, max_rank=20)
+    np.testing.assert_allclose(got.cmc, ref.cmc, atol=1e-12)
+    assert got.n_valid == ref.n_valid and (got.rank1_hit == ref.rank1_hit).all()
 
 
 def test_faiss_order_matches_numpy_distances():
