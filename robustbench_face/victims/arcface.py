@@ -3,9 +3,11 @@
 Paper: J. Deng, J. Guo, N. Xue, S. Zafeiriou, "ArcFace: Additive Angular Margin Loss for
 Deep Face Recognition", CVPR 2019 (arXiv:1801.07698); training sets WebFace42M / Glint360K /
 MS1MV3. Weights: the insightface model zoo, see ``victims/arcface.toml`` -- **pretrained
-insightface weights are for non-commercial research only**; none ship in the asset home, so
-``create_victim("arcface.w600k_r50")`` needs the file put in place by the user (the
-:class:`~robustbench_face.errors.AssetError` says which file, its sha256 and where).
+insightface weights are for non-commercial research only**. A bare ``arcface`` is
+``arcface.mobilefacenet_ms1m`` (insightface's MobileFaceNet-ArcFace on MS1M-refine-v1), the one
+file the asset home carries; the other variants (``create_victim("arcface.w600k_r50")``...)
+need the file put in place by the user (the :class:`~robustbench_face.errors.AssetError` says
+which file, its sha256 and where).
 
 Contract (insightface ``ArcFaceONNX.get_feat``): 112x112 RGB, ``(x - 127.5) / 127.5``, NCHW,
 resized with cv2 INTER_LINEAR, faces aligned with ``norm_crop`` (``alignment = "arcface_112"``);
