@@ -120,3 +120,17 @@ def test_ckplus_labels_map_to_fer2013_order_contempt_excluded(tmp_path):
     folder = [s.path.parent.name for s in ds.samples]
     want = {"anger": 0, "disgust": 1, "fear": 2, "happy": 3, "sadness": 4, "surprise": 5, "contempt": -1}
     assert labels.tolist() == [want[f] for f in folder]
+
+
+def test_fer_xception_clean_on_ckplus_holdout_matches_its_card(fer_victim, tmp_path):
+    """The card's measured_ckplus48 row is what `rbf run --attack none ... --split holdout` gives."""
+    from robustbench_face import runner
+    from robustbench_face.cards import load_card
+
+    asset("datasets", "ckplus48")
+    card = load_card("victims", "fer_xception")["variants"]["fer_xception.fer2013"]["measured_ckplus48"]
+    (row,) = runner.run(runner.RunConfig(attack="none", victim="fer_xception", dataset="ckplus48",
+                                         task_options={"split": "holdout"}, out=str(tmp_path / "r.csv")))
+    assert row["reference"] == "labels" and row["n_queries"] == card["n_images"]
+    assert abs(row["clean_acc"] - card["accuracy"]) < 1e-4
+    assert abs(row["clean_macro_f1"] - card["macro_f1"]) < 1e-4
