@@ -54,7 +54,7 @@ def onnx_victim(exported):
 
 def test_onnx_route_matches_torch(exported, onnx_victim):
     torch_victim = arcface_from_iresnet(exported[0], "arcface.random_r18")
-    assert onnx_victim.alignment == "arcface_112" and onnx_victim.input_size == (112, 112)
+    assert onnx_victim.alignment == "scrfd_112" and onnx_victim.input_size == (112, 112)
     x = torch.rand(3, 3, 112, 112, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         raw_t = torch_victim.net(torch_victim.preprocess(x))
