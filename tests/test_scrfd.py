@@ -71,7 +71,8 @@ def test_main_face_is_insightfaces_max_num_1(detectors):
     assert np.abs(face.box.numpy() - boxes[0, :4]).max() <= TOL_PX
 
 
-def test_aligner_chips_and_fallback(detectors):
+def test_aligner_chips_and_fallback():
+    asset("weights", "scrfd_500m_kps.onnx")  # needs the detector, not insightface
     align = get_aligner("scrfd_112")
     face = torch.from_numpy(_test_images()[0]).permute(2, 0, 1).float() / 255
     blank = torch.zeros(1, 100, 80)  # nothing to find: the documented fallback
