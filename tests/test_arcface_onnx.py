@@ -1,8 +1,10 @@
 """ArcFace family: a random iresnet exported to ONNX and loaded back through the ONNX route
-matches the torch model; .pth loading; a missing weight file gives a useful AssetError."""
+matches the torch model; .pth loading; a missing weight file gives a useful AssetError; a bare
+``arcface`` is the asset home's MobileFaceNet."""
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
@@ -10,8 +12,10 @@ import torch
 
 import robustbench_face as rbf
 from robustbench_face.errors import AssetError, UnknownNameError
+from robustbench_face.factory import victim_info
 from robustbench_face.victims._iresnet import iresnet
 from robustbench_face.victims.arcface import arcface_from_iresnet, arcface_from_onnx, load_iresnet
+from conftest import have_asset
 
 
 def _random_iresnet(seed: int = 0) -> torch.nn.Module:
@@ -50,7 +54,7 @@ def onnx_victim(exported):
 
 def test_onnx_route_matches_torch(exported, onnx_victim):
     torch_victim = arcface_from_iresnet(exported[0], "arcface.random_r18")
-    assert onnx_victim.alignment == "arcface_112" and onnx_victim.input_size == (112, 112)
+    assert onnx_victim.alignment == "scrfd_112" and onnx_victim.input_size == (112, 112)
     x = torch.rand(3, 3, 112, 112, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         raw_t = torch_victim.net(torch_victim.preprocess(x))
@@ -94,3 +98,12 @@ def test_missing_weights_error(tmp_path, monkeypatch):
 def test_unknown_variant():
     with pytest.raises(UnknownNameError, match="w600k_r50"):
         rbf.create_victim("arcface.nope")
+
+
+def test_bare_arcface_is_the_asset_homes_file():
+    # the one ArcFace file the asset home carries; a fixed default, not "whatever is on disk"
+    assert victim_info("arcface")["name"] == "arcface.mobilefacenet_ms1m"
+    if not have_asset("weights", "arcface_mobilefacenet_ms1m.onnx"):
+        pytest.skip(f"weights/arcface_mobilefacenet_ms1m.onnx not in the asset home (RBF_HOME={os.environ['RBF_HOME']})")
+    victim = rbf.create_victim("arcface")
+    assert victim.name == "arcface.mobilefacenet_ms1m" and victim(torch.rand(1, 3, 112, 112)).shape == (1, 128)

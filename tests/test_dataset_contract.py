@@ -45,12 +45,33 @@ def _image(path: Path, size=(24, 20)) -> None:
     Image.new("RGB", (size[1], size[0]), (200, 120, 60)).save(path)
 
 
-def _identity_folders(root: Path, card: dict) -> None:
+def _group_names(card: dict) -> list[str]:
+    """One group name (person, subject) per split the card declares, found by trying names made
+    of the rule's own prefixes and numbers; two arbitrary names when the card has no rule."""
+    from robustbench_face.datasets._splits import parse_split_rule
+
     rule = card.get("options", {}).get("split_rule", "")
-    names = ["s1", "s31"] if "s1.." in rule else ["1001", "1002"]  # one person per declared split
-    for person in names:
+    if not rule:
+        return ["1001", "1002"]
+    split_of = parse_split_rule(rule)
+    width = max((len(d) for d in re.findall(r"[0-9]+", rule)), default=1)
+    tried = [f"{p}{n:0{width}d}" for p in dict.fromkeys(re.findall(r"([^\d,:*\s.]*)[0-9*]", rule))
+             for n in range(10 ** min(width, 5))] + ["other"]
+    found: dict[str, str] = {}
+    for name in tried:
+        found.setdefault(split_of(name), name)
+    return [found[sp] for sp in card["splits"]]
+
+
+def _identity_folders(root: Path, card: dict) -> None:
+    for person in _group_names(card):
         for i in (1, 2):
             _image(root / person / f"{person}_{i:04d}.jpg")
+
+
+def _class_folders(root: Path, card: dict) -> None:
+    for cls, subject in zip(("happy", "sadness"), _group_names(card)):
+        _image(root / cls / f"{subject}_001_00000001.png", (48, 48))
 
 
 def _lfw(root: Path, card: dict) -> None:
@@ -84,7 +105,7 @@ def _abaw(root: Path, card: dict) -> None:
 # A loader whose real data is absent (not in the asset home) is tried on a synthetic layout of
 # its own format instead of being skipped: its card's declarations are still checked.
 SYNTHETIC = {"identity_folders": _identity_folders, "lfw_pairs": _lfw, "market1501": _market,
-             "fer2013": _fer2013, "abaw": _abaw}
+             "fer2013": _fer2013, "abaw": _abaw, "class_folders": _class_folders}
 
 
 def _load(name: str, tmp_path: Path) -> ImageDataset:

@@ -28,9 +28,14 @@ FINGERPRINTS = {
     ("mini_market1501", "mini_market1501"): (96, "de4b431ad2b9789a40514fb89c8594441971cba96c127c717cea640696bb4a3d"),
     ("cuhk01", "cuhk01"): (3884, "fe8d90ccf3e204b718becba2243e54475cce2806bb4548940f275b121852c89d"),
     ("cuhk03_train", "cuhk03_train"): (4446, "bdf5b6cca84048a9cbe2c33537134f9a0da5d19cd42b1e9c398840da86b6fc23"),
-    ("celeba_ids", "celeba_ids"): (3928, "b2b9a37d73156666152f451d86e8b594d41e787af99cd69026a1b49bd5747a6a"),
-    ("ckplus48", "ckplus48"): (981, "fd3a4c17bec93e65ab32ff9b79cdcfe0ab69be9113df7ec518e590abe83d8197"),
+    # celeba_ids and ckplus48 gained their train / holdout split rules (issue 14): only the split
+    # column changed, see test_split_rules_changed_only_the_split
+    ("celeba_ids", "celeba_ids"): (3928, "6668bc36c247a0cab4450ad369037423ed8010933401db98f7ecfa337e8835f1"),
+    ("ckplus48", "ckplus48"): (981, "2b204391a721fffd66d0cebf66aa79ec5b53a8ecc6345e358cc743fcaf2f398b"),
 }
+# the same two before their split rules (every image "all")
+UNSPLIT = {"celeba_ids": (3928, "b2b9a37d73156666152f451d86e8b594d41e787af99cd69026a1b49bd5747a6a"),
+           "ckplus48": (981, "fd3a4c17bec93e65ab32ff9b79cdcfe0ab69be9113df7ec518e590abe83d8197")}
 
 
 def _fingerprint(ds) -> tuple[int, str]:
@@ -44,6 +49,12 @@ def test_samples_unchanged(name, folder):
     if not asset("datasets", folder).is_dir():
         pytest.skip(f"{folder} not in RBF_HOME")
     assert _fingerprint(rbf.load_dataset(name)) == FINGERPRINTS[name, folder]
+
+
+@pytest.mark.parametrize("name", sorted(UNSPLIT))
+def test_split_rules_changed_only_the_split(name):
+    asset("datasets", name)
+    assert _fingerprint(rbf.load_dataset(name, split_rule="*:all")) == UNSPLIT[name]
 
 
 @pytest.mark.skipif(not have_asset("datasets", "orl_faces"), reason="datasets/orl_faces not in RBF_HOME")
@@ -65,7 +76,10 @@ def test_split_rule_grammar():
     assert strict("3") == "a"
     with pytest.raises(DataError, match="'6' matches no item"):
         strict("6")
-    for bad in ("s1-s30:train", "train", "s30..s1:train", "s1..t30:x", ""):
+    every_third = parse_split_rule("S*%3=0:holdout, *:train")
+    assert [every_third(f) for f in ("S005", "S006", "S010", "S999", "x")] == [
+        "train", "holdout", "train", "holdout", "train"]
+    for bad in ("s1-s30:train", "train", "s30..s1:train", "s1..t30:x", "", "S*%3=3:x", "S*%0=0:x"):
         with pytest.raises(InputError, match="split rule"):
             parse_split_rule(bad)
 

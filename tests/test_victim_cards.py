@@ -74,7 +74,7 @@ def test_info_of_every_victim_reads_the_card_without_building():
     assert victim_info("osnet_x0_25.msmt17") == {"name": "osnet_x0_25.msmt17", "head": "embedding", "task": "reid",
                                                  "alignment": None, "input_size": [256, 128]}
     assert victim_info("hsemotion_va")["head"] == "regression"
-    assert victim_info("arcface.mobilefacenet_ms1m")["alignment"] == "arcface_112"
+    assert victim_info("arcface.mobilefacenet_ms1m")["alignment"] == "scrfd_112"
     assert victim_info("dlib_resnet")["alignment"] == "dlib_150"
     assert victim_info("fer_xception")["head"] == "logits"
 

@@ -3,12 +3,15 @@
 Paper: J. Deng, J. Guo, N. Xue, S. Zafeiriou, "ArcFace: Additive Angular Margin Loss for
 Deep Face Recognition", CVPR 2019 (arXiv:1801.07698); training sets WebFace42M / Glint360K /
 MS1MV3. Weights: the insightface model zoo, see ``victims/arcface.toml`` -- **pretrained
-insightface weights are for non-commercial research only**; none ship in the asset home, so
-``create_victim("arcface.w600k_r50")`` needs the file put in place by the user (the
-:class:`~robustbench_face.errors.AssetError` says which file, its sha256 and where).
+insightface weights are for non-commercial research only**. A bare ``arcface`` is
+``arcface.mobilefacenet_ms1m`` (insightface's MobileFaceNet-ArcFace on MS1M-refine-v1), the one
+file the asset home carries; the other variants (``create_victim("arcface.w600k_r50")``...)
+need the file put in place by the user (the :class:`~robustbench_face.errors.AssetError` says
+which file, its sha256 and where).
 
 Contract (insightface ``ArcFaceONNX.get_feat``): 112x112 RGB, ``(x - 127.5) / 127.5``, NCHW,
-resized with cv2 INTER_LINEAR, faces aligned with ``norm_crop`` (``alignment = "arcface_112"``);
+resized with cv2 INTER_LINEAR, faces aligned with ``norm_crop`` on SCRFD's landmarks
+(``alignment = "scrfd_112"``, what insightface's own pipeline gives these models);
 graphs that normalise themselves (``arcface.mobilefacenet_ms1m``, the asset home's real
 ArcFace) override mean/std on their variant. Output L2-normalised here. Card variants with
 ``format = "onnx"`` are built by the generic card builder (:func:`._card.build_model`, as a
@@ -74,7 +77,7 @@ def _weights(full: str, spec: dict) -> Path:
 
 
 def arcface(weights: str | None = None, device: str = "cpu") -> ModelVictim:
-    """insightface ArcFace (ONNX packs, iresnet .pth), arcface_112 chips."""
+    """insightface ArcFace (ONNX packs, iresnet .pth), scrfd_112 chips."""
     full, table = _card.resolve("arcface", weights)
     path = _weights(full, table)
     if table.get("format", "onnx") == "onnx":
@@ -84,4 +87,4 @@ def arcface(weights: str | None = None, device: str = "cpu") -> ModelVictim:
 
 
 _card.register("arcface", "arcface", arcface,
-               summary="insightface ArcFace (mobilefacenet_ms1m / w600k_r50 / glintr100 ONNX, iresnet .pth), arcface_112")
+               summary="insightface ArcFace (mobilefacenet_ms1m / w600k_r50 / glintr100 ONNX, iresnet .pth), scrfd_112")
