@@ -138,7 +138,8 @@ def test_the_shifted_channel_is_found(data_root, tmp_path):
     assert row["adv_map"] < row["clean_map"]  # the toy attack does hurt retrieval
     assert row["recovered_top"] == pytest.approx(1.0)  # restoring channel 2 undoes it exactly
     assert row["recovered_random_mean"] < 1.0
-    for name in ("interpret.csv", "interpret_clusters.csv", "interpret_channels.csv", "interpret_overlap.csv"):
+    for name in ("interpret.csv", "interpret_clusters.csv", "interpret_channels.csv", "interpret_points.csv",
+                 "interpret_overlap.csv"):
         assert (tmp_path / "out" / name).is_file(), name
     assert {p.name for p in r.figures} >= {"embedding.png", "montage_k2.png", "heatmaps.png", "channels.png"}
     with open(tmp_path / "out" / "interpret.csv") as f:
@@ -168,6 +169,7 @@ def test_top_k_overlap_across_runs(data_root, tmp_path):
     results = interpret_many(cfgs)
     (pair,) = results[-1].overlap
     assert pair["jaccard"] == 1.0 and pair["shared"] == "2"
+    assert pair["k2_label_ari"] == pytest.approx(1.0)  # both split clean from adversarial
 
 
 def test_cli(data_root, tmp_path):
@@ -214,3 +216,25 @@ def test_feature_clip_in_a_run_is_adaptive_without_bpda(data_root, tmp_path, mon
                             out=str(tmp_path / "r.csv"), batch_size=16))
     assert row["adaptive"] == "yes" and row["defense"].startswith("feature_clip:")
     assert "BPDA" not in row["attack_config"]
+
+
+def test_feature_clip_bpda_passes_the_gradient_through_the_clamp(data_root, tmp_path, monkeypatch):
+    import robustbench_face as rbf
+    from robustbench_face.defenses._base import gradient_mode
+
+    monkeypatch.setenv("RBF_CACHE", str(tmp_path))
+    v = rbf.create_defense("feature_clip", dataset="manifest", data_root=str(data_root), channels="2")(BlueNet())
+    x = BlueBox(shift=0.5)(None, torch.full((1, 3, SIZE, SIZE), 0.5))
+    grads = {}
+    for mode in ("naive", "bpda"):
+        xi = x.clone().requires_grad_(True)
+        with gradient_mode(mode):
+            out = v(xi)
+        out[0, 2 * 16 + 4 + 1].backward()  # channel 2's pooled cell (1, 1): inside the clamped torso box
+        grads[mode] = xi.grad[0, 2].abs().sum().item()
+    with gradient_mode("bpda"):
+        same = v(x)
+    torch.testing.assert_close(same, v(x))  # the forward value does not depend on the mode
+    # clamped, channel 2 passes no gradient (what is left comes through the other blue
+    # channels and the normalisation) unless straight through
+    assert grads["bpda"] > 2 * grads["naive"]

@@ -19,8 +19,11 @@ for toy victims and the contract test (in a run those could be the attacked imag
 :func:`robustbench_face.activations.resolve_layer`); ``channels`` is ``all`` or the indices to
 clip (``"3;17;42"``, e.g. the top channels ``rbf interpret`` reports: its ``top_channels``).
 The clamp is a forward hook on that module: differentiable (gradient 1 inside the bounds, 0
-where clamped, the true gradient almost everywhere) and deterministic, so the plain white-box
-attack is already the adaptive one (``adaptive=yes`` with no BPDA / EOT).
+where clamped) and deterministic, so ``--adaptive auto`` runs the plain white-box attack on the
+true gradient. That gradient is zero through every clamped value, which can starve an attack
+that pushes a few channels out of range; ``--adaptive yes`` (BPDA, ``robustbench_face.adaptive``)
+passes the gradient straight through the clamp instead (forward clamped, backward identity):
+the attack that knows the clipping. ``docs/interpret.md`` compares the two.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from torch import Tensor, nn
 from ..activations import capture, replace_output, resolve_layer
 from ..errors import InputError
 from ..registry import DEFENSES
-from ._base import check_param
+from ._base import check_param, current_gradient_mode
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +216,10 @@ class ClippedVictim(nn.Module):
 
     def _clamp(self, a: Tensor) -> Tensor:
         hi, lo = self.high.to(a.device, a.dtype), self.low.to(a.device, a.dtype)
-        return torch.maximum(torch.minimum(a, hi), lo)
+        y = torch.maximum(torch.minimum(a, hi), lo)
+        if current_gradient_mode() == "bpda":  # the adaptive attack: straight through the clamp
+            return a + (y - a).detach()
+        return y
 
     def forward(self, x: Tensor) -> Tensor:
         if self.layer is None:  # first_batch: fit on what is seen first (toy victims only)
