@@ -229,6 +229,9 @@ class Face(Task):
     modes = ("dodging", "impersonation")
     aliases = {"evasion": "dodging"}
     Options = FaceOptions
+    # the mean cosine of the attacked pairs: continuous, so the causal check of rbf interpret sees
+    # a partial restore that does not yet cross the threshold (a success rate saturates at 1.0)
+    metric = ("score_clean", "score_adv")
 
     def check(self, options: FaceOptions, mode, targeted) -> None:
         if not 0.0 < float(options.far) <= 1.0:
