@@ -29,7 +29,7 @@ def purity(truth: np.ndarray, clusters: np.ndarray) -> float:
     total = 0
     for c in np.unique(clusters):
         total += np.bincount(truth[clusters == c]).max()
-    return total / len(truth)
+    return float(total / len(truth))
 
 
 def jaccard(a, b) -> float:
@@ -162,8 +162,8 @@ def patch_mass(maps: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 def recovered_share(clean: float, adv: float, restored: float) -> float:
     """The share of the metric the attack moved (clean -> adv) that restoring brings back.
 
-    >>> recovered_share(0.8, 0.2, 0.5), recovered_share(0.0, 0.9, 0.3)
-    (0.5, 0.6666666666666667)
+    >>> recovered_share(0.75, 0.25, 0.5), recovered_share(0.0, 1.0, 0.25)
+    (0.5, 0.75)
     """
     lost = clean - adv
     return (restored - adv) / lost if abs(lost) > 1e-12 else math.nan
