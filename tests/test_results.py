@@ -44,9 +44,12 @@ def test_malformed_results_file_is_reported(tmp_path):
 def test_leaderboard_ranks_adaptive_rows_first(tmp_path):
     p = tmp_path / "r.csv"
     append_rows(p, [
-        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "defense": "jpeg", "adaptive": "no", "adv_map": 0.01},
-        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "defense": "jpeg", "adaptive": "yes", "adv_map": 0.30},
-        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "defense": "none", "adaptive": "", "adv_map": 0.02},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "attack": "pgd", "defense": "jpeg", "adaptive": "no",
+         "adv_map": 0.01},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "attack": "pgd", "defense": "jpeg", "adaptive": "yes",
+         "adv_map": 0.30},
+        {"task": "reid", "dataset": "d", "git_sha": "0123abcd", "attack": "pgd", "defense": "none", "adaptive": "",
+         "adv_map": 0.02},
     ])
     rows = leaderboard(p, out=tmp_path / "lb.csv")
     assert [r["adv_map"] for r in rows] == ["0.02", "0.3", "0.01"]
