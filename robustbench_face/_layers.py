@@ -10,7 +10,7 @@ or up, and on any cycle.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "_version", "_layers", "interrupt"),  # 0: what everything may raise or read
     ("registry", "options", "assets", "preprocess"),  # 1: names, typed options, assets, input spec
-    ("cards", "types", "factory"),                  # 2: cards, protocols, create_*
+    ("cards", "types", "factory", "activations"),  # 2: cards, protocols, create_*, layer hooks
     ("metrics", "sanity", "results", "fetch"),      # 3: pure functions over numbers; the CSV; rbf fetch
     ("heads",),                                     # 4: targets, objectives, scoring per head
     ("datasets",),                                  # 5: loaders
@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("adaptive", "measure", "clean_cache"),         # 8: wrappers, measurement, shared clean work
     ("tasks",),                                     # 9: one template, one module per field
     ("runner", "training", "plugin", "table", "page"),  # 10: a run, a training, a plugin, tables, the page
-    ("sweeps", "demo", "bench", "publish"),         # 11: runs of runs (sweeps, grids), rbf demo, publishing
+    ("sweeps", "demo", "bench", "publish", "interpret"),  # 11: runs of runs, rbf demo, publishing, rbf interpret
     ("cli",),                                       # 12: the commands
 )
 

@@ -66,6 +66,50 @@ def run(
 
 
 @app.command()
+def interpret(
+    victim: str = typer.Option(..., help="attacked victim"),
+    attack: str = typer.Option(..., help="attack name, or 'none' (the negative control)"),
+    dataset: str = typer.Option("mini_mars"),
+    mode: Optional[str] = typer.Option(None, help="as in rbf run"),
+    layer: str = typer.Option("-1", help="module name, or -1: the deepest with a spatial 4-D output"),
+    attack_arg: List[str] = typer.Option([], "--attack-arg", "-a", help="attack option key=value, as in rbf run"),
+    limit: Optional[int] = typer.Option(None, help="a seeded subset, as in rbf run"),
+    k: str = typer.Option("auto", "--k", help="second clustering: auto (best silhouette in 2..8) or 2..8"),
+    seed: int = typer.Option(0),
+    out: str = typer.Option("runs/interpret", help="output folder (CSVs appended, figures/)"),
+    top_k: int = typer.Option(10, help="channels restored in the causal check and compared across runs"),
+    n_random: int = typer.Option(5, help="random channel sets for the causal check's baseline"),
+    compare: List[str] = typer.Option([], "--compare", help="earlier rbf interpret folders: top-k overlap"),
+    defense: List[str] = typer.Option([], "--defense", help="as in rbf run"),
+    device: str = typer.Option("cpu"),
+    batch_size: int = typer.Option(32),
+    data_root: Optional[str] = typer.Option(None),
+    far: Optional[float] = typer.Option(None, help="faces: as in rbf run"),
+    split: Optional[str] = typer.Option(None, help="affect / face: as in rbf run"),
+    target_class: Optional[str] = typer.Option(None, help="affect targeted mode: as in rbf run"),
+    figures: bool = typer.Option(True, help="draw the figures (matplotlib)"),
+):
+    """Cluster a layer's activations on clean and adversarial inputs, rank channels, map where
+    the change sits, and restore the top channels (docs/interpret.md)."""
+    from .interpret import InterpretConfig, run_interpret
+    from .runner import parse_kv
+
+    task_options = {k_: v for k_, v in (("far", far), ("split", split), ("target_class", target_class))
+                    if v is not None}
+    cfg = InterpretConfig(victim=victim, attack=attack, dataset=dataset, mode=mode, layer=layer,
+                          attack_args=parse_kv(attack_arg), limit=limit, k=k, seed=seed, out=out,
+                          top_k=top_k, n_random=n_random, device=device, batch_size=batch_size,
+                          defenses=defense, task_options=task_options, data_root=data_root,
+                          compare=compare, figures=figures)
+    r = run_interpret(cfg).row
+    typer.echo(f"{r['attack']} on {r['victim']}, layer {r['layer']} ({r['layer_shape']}), {r['n_inputs']} inputs: "
+               f"k=2 purity {r['k2_purity']:.3f} (ARI {r['k2_ari']:.3f}), best k={r['best_k']} purity "
+               f"{r['best_purity']:.3f}; top channels {r['top_channels']}; patch_mass {r['patch_mass']:.3f} "
+               f"({r['region_source']}); top-{r['restore_k']} restore recovers {r['recovered_top']:.3f} of "
+               f"{r['causal_metric']} (random {r['recovered_random_mean']:.3f}); written to {out}")
+
+
+@app.command()
 def train(
     attack: str = typer.Argument(..., help="trainable attack, e.g. cond_patch or patch_universal"),
     victim: List[str] = typer.Option(..., "--victim", help="surrogate victim(s); repeat for an ensemble"),

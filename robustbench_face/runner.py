@@ -267,11 +267,23 @@ def build_victims(cfg: RunConfig, built: dict | None = None) -> dict[str, Any]:
     return victims
 
 
-def run(cfg: RunConfig, built: dict | None = None, cache=None) -> list[dict[str, Any]]:
-    """Evaluate ``cfg``; append one row per evaluated victim to ``cfg.out``; return the rows.
+@dataclass
+class Prepared:
+    """A run wired up and ready to attack (:func:`prepare`): what :func:`record` needs after."""
 
-    ``built`` and ``cache`` (a :class:`~robustbench_face.clean_cache.CleanCache`) let the cells
-    of a benchmark grid share built victims and clean outputs (``bench.py``)."""
+    cfg: RunConfig
+    plan: Plan
+    ds_name: str
+    ds_opts: dict[str, Any]
+    task: str                 # the field's task name (``TASKS`` key)
+    ctx: Context
+    adaptive: str             # the ``adaptive`` column
+    tracker: Any              # the LossTracker the attack runs in, None for a clean run
+
+
+def prepare(cfg: RunConfig, built: dict | None = None, cache=None) -> Prepared:
+    """Validate ``cfg``, load the dataset, build the victims, plan the (adaptive) attack and
+    seed: everything before the task's steps, shared by :func:`run` and ``rbf interpret``."""
     p = validate(cfg)  # before any model is built or image read
     ds_name, ds_opts = dataset_spec(cfg)
     ds = load_dataset(ds_name, **ds_opts)
@@ -287,18 +299,35 @@ def run(cfg: RunConfig, built: dict | None = None, cache=None) -> list[dict[str,
     # the attack's random start must not depend on how many --eval-victim were given
     torch.manual_seed(cfg.seed)
     ctx = Context(cfg, p.options, ds, p.mode, p.targeted, tracker, victims, cache)
-    rows = [r.to_dict() for r in run_task(TASKS[task], ctx)]
-    checks = sanity_columns(cfg, ctx, tracker, rows[0], adaptive, p.attack)
-    prov = provenance({**asdict(cfg), "mode": p.mode, "out": None})
-    defended = getattr(victims[cfg.victim], "defenses", [])
-    shown_opts = {k: v for k, v in ds_opts.items() if k != "data_root"}
-    base = {"dataset": ds_name, "attack": cfg.attack, "mode": p.mode,
+    return Prepared(cfg, p, ds_name, ds_opts, task, ctx, adaptive, tracker)
+
+
+def record(prep: Prepared, rows: list[dict[str, Any]], config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The task's rows with the run's columns, provenance and sanity checks (first row);
+    ``config`` adds settings to the hashed configuration (``rbf interpret``'s layer...)."""
+    cfg, p = prep.cfg, prep.plan
+    checks = sanity_columns(cfg, prep.ctx, prep.tracker, rows[0], prep.adaptive, p.attack)
+    prov = provenance({**asdict(cfg), "mode": p.mode, "out": None, **(config or {})})
+    defended = getattr(prep.ctx.attacked, "defenses", [])
+    shown_opts = {k: v for k, v in prep.ds_opts.items() if k != "data_root"}
+    attack = prep.tracker
+    base = {"dataset": prep.ds_name, "attack": cfg.attack, "mode": p.mode,
             "dataset_options": json.dumps(shown_opts, sort_keys=True) if shown_opts else "",
-            "defense": "+".join(defended) or "none", "adaptive": adaptive, "seed": cfg.seed,
+            "defense": "+".join(defended) or "none", "adaptive": prep.adaptive, "seed": cfg.seed,
             "device": cfg.device,
             "attack_config": json.dumps(describe(attack), sort_keys=True) if attack is not None else "",
             "rerun": rerun_command(cfg), **prov}
     rows = [{**base, **r, **cfg.tags} for r in rows]
     rows[0].update(checks)
+    return rows
+
+
+def run(cfg: RunConfig, built: dict | None = None, cache=None) -> list[dict[str, Any]]:
+    """Evaluate ``cfg``; append one row per evaluated victim to ``cfg.out``; return the rows.
+
+    ``built`` and ``cache`` (a :class:`~robustbench_face.clean_cache.CleanCache`) let the cells
+    of a benchmark grid share built victims and clean outputs (``bench.py``)."""
+    prep = prepare(cfg, built, cache)
+    rows = record(prep, [r.to_dict() for r in run_task(TASKS[prep.task], prep.ctx)])
     append_rows(cfg.out, rows)
     return rows

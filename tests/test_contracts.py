@@ -7,11 +7,15 @@ no new test file.
   against the clean reference; the same seed gives the same output. An attack that returns its
   input unchanged fails (``test_a_no_op_attack_fails_the_contract``).
 * **Victims**: [0, 1] NCHW of any size in, finite output of the declared kind and width out,
-  unit norm for embeddings, differentiable, eval mode, frozen, the input's device and dtype.
+  unit norm for embeddings, differentiable, eval mode, frozen, the input's device and dtype,
+  and at least one hookable module with a 4-D output (``activations.spatial_layers``: the
+  layers ``rbf interpret`` and ``feature_clip`` read).
   A victim is skipped only when its weights are absent (``AssetError``), with the reason; one
   that needs arguments declares ``factory.example(tmp_path) -> kwargs``.
 * **Defenses**: wrapping a victim gives a victim; the declared ``differentiable`` /
-  ``randomized`` flags match what the gradient and two forwards show.
+  ``randomized`` flags match what the gradient and two forwards show. A defense that needs
+  options to run on the toy victim (``feature_clip`` has no training data there) declares
+  ``factory.example() -> kwargs``.
 * **Datasets** have their own contract test (``tests/test_dataset_contract.py``); every kind's
   card <-> code correspondence is checked here.
 """
@@ -199,12 +203,19 @@ def test_victim_contract(name, tmp_path):
     (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     assert v(torch.rand(1, 1, 64, 64)).shape[0] == 1  # greyscale in
+    # rbf interpret and feature_clip read a layer through forward hooks: every victim offers one
+    from robustbench_face.activations import resolve_layer, spatial_layers
+
+    layers = spatial_layers(v, x.detach()[:1])
+    assert layers, f"{name}: no hookable module with a 4-D output"
+    assert resolve_layer(v, "-1", x.detach()[:1])[0] in layers
 
 
 @pytest.mark.parametrize("name", DEFENSES)
 def test_defense_contract(name):
     inner = Toy("embedding")
-    dv = rbf.create_defense(name)(inner)
+    example = getattr(REGISTRIES["defenses"].get(name).factory, "example", None)
+    dv = rbf.create_defense(name, **(example() if callable(example) else {}))(inner)
     assert dv.output == inner.output and dv.name == inner.name and hasattr(dv, "defenses")
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)

@@ -61,5 +61,10 @@ class Head:
         raise InputError(f"{self.label} victims are scored by their field's task (re-ID retrieval "
                          "or face verification), not by the affect task")
 
+    def success(self, clean: np.ndarray, adv: np.ndarray, labels, target, victim) -> np.ndarray:
+        """Per-image success of the affect task (1 / 0, NaN = not scored): the indicators
+        :meth:`score` returns, at their images' places."""
+        raise InputError(f"{self.label} victims are scored by their field's task, not by the affect task")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

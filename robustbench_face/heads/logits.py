@@ -102,3 +102,6 @@ class LogitsHead(Head):
 
     def score(self, clean, adv, labels, target, victim, seed: int = 0):
         return M.score_expression(clean, adv, labels, target, classes_of(victim), seed)
+
+    def success(self, clean, adv, labels, target, victim):
+        return M.expression_success(clean, adv, labels, target)

@@ -85,3 +85,6 @@ class MultilabelHead(Head):
 
     def score(self, clean, adv, labels, target, victim, seed: int = 0):
         return M.score_action_units(clean, adv, labels, target, getattr(victim, "au_names", None))
+
+    def success(self, clean, adv, labels, target, victim):
+        return M.au_success(clean, adv, target)

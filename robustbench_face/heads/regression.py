@@ -64,3 +64,6 @@ class RegressionHead(Head):
 
     def score(self, clean, adv, labels, target, victim, seed: int = 0):
         return M.score_valence_arousal(clean, adv, labels, target)
+
+    def success(self, clean, adv, labels, target, victim):
+        return M.va_success(clean, adv, target)

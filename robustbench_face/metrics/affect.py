@@ -279,14 +279,31 @@ def score_expression(clean, adv, labels, target: int | None, classes, seed: int 
     cols = {"clean_acc": accuracy(pc, ref), "adv_acc": accuracy(pa, ref),
             "clean_macro_f1": f1_macro(pc, ref), "adv_macro_f1": f1_macro(pa, ref),
             "flip_rate": flip_rate(pc, pa), **_acc_f1_cis(pc, pa, ref, seed)}
+    per = expression_success(clean, adv, labels, target)
+    if target is not None:
+        cols.update(target_class=classes[target], clean_target_rate=float((pc == target).mean()),
+                    adv_target_rate=float((pa == target).mean()),
+                    targeted_success=targeted_success_rate(pa, target, pred_clean=pc))
+    return cols, per[~np.isnan(per)].astype(bool)
+
+
+def _scored(hit: np.ndarray, scored: np.ndarray) -> np.ndarray:
+    return np.where(scored, hit.astype(float), np.nan)
+
+
+def expression_success(clean, adv, labels, target: int | None) -> np.ndarray:
+    """Per image: 1 / 0, NaN not scored. Untargeted: scored when right before the attack
+    (valid labels only), success when predicted differently after; targeted: scored when not
+    already at ``target``, success when it gets there.
+
+    >>> expression_success([[2, 0], [0, 2]], [[0, 2], [0, 2]], None, None).tolist()
+    [1.0, 0.0]
+    """
+    pc, pa = _np(clean).argmax(1), _np(adv).argmax(1)
+    ref = pc if labels is None else _np(labels).astype(int)
     if target is None:
-        scored = (ref != EXPR_INVALID) & (pc == ref)  # right before the attack
-        return cols, (pa[scored] != ref[scored])
-    keep = pc != target
-    cols.update(target_class=classes[target], clean_target_rate=float((pc == target).mean()),
-                adv_target_rate=float((pa == target).mean()),
-                targeted_success=targeted_success_rate(pa, target, pred_clean=pc))
-    return cols, (pa[keep] == target)
+        return _scored(pa != ref, (ref != EXPR_INVALID) & (pc == ref))
+    return _scored(pa == target, pc != target)
 
 
 def _in_quadrant(va: np.ndarray, signs) -> np.ndarray:
@@ -309,15 +326,35 @@ def score_valence_arousal(clean, adv, labels, target: tuple[int, int] | None) ->
             "va_mean_abs_shift": float(np.abs(adv - clean).mean())}
     flipped = ((clean > 0) != (adv > 0)).any(1)
     cols["quadrant_flip_rate"] = float(flipped.mean())
+    per = va_success(clean, adv, target)
+    success = per[~np.isnan(per)].astype(bool)
     if target is None:
-        return cols, flipped
+        return cols, success
     name = next(k for k, v in QUADRANTS.items() if v == tuple(target) and k.startswith("q"))
     keep = ~_in_quadrant(clean, target)
-    success = _in_quadrant(adv, target)[keep]
     cols.update(target_class=name, quadrant_shift=quadrant_shift(clean, adv, name),
                 clean_target_rate=float(1 - keep.mean()),
                 targeted_success=float(success.mean()) if keep.any() else math.nan)
     return cols, success
+
+
+def va_success(clean, adv, target: tuple[int, int] | None) -> np.ndarray:
+    """Per image: untargeted, the predicted quadrant changed (every image scored); targeted,
+    scored when not already in the ``target`` quadrant, success when it lands there."""
+    clean, adv = _np(clean).astype(float), _np(adv).astype(float)
+    if target is None:
+        return ((clean > 0) != (adv > 0)).any(1).astype(float)
+    return _scored(_in_quadrant(adv, target), ~_in_quadrant(clean, target))
+
+
+def au_success(clean, adv, target: dict[int, int] | None) -> np.ndarray:
+    """Per image: untargeted, the thresholded (0.5) AU pattern changed (every image scored);
+    targeted, scored when not already showing ``target``, success when every entry of it holds."""
+    on_c, on_a = _np(clean) >= 0.5, _np(adv) >= 0.5
+    if target is None:
+        return (on_c != on_a).any(1).astype(float)
+    cols_t, states = list(target), np.array(list(target.values()), dtype=bool)
+    return _scored((on_a[:, cols_t] == states).all(1), ~(on_c[:, cols_t] == states).all(1))
 
 
 def score_action_units(clean, adv, labels, target: dict[int, int] | None, au_names) -> tuple[dict, np.ndarray]:
@@ -333,13 +370,12 @@ def score_action_units(clean, adv, labels, target: dict[int, int] | None, au_nam
     ref = on_c.astype(int) if labels is None else _np(labels)
     cols = {"clean_au_f1": au_f1(clean, ref), "adv_au_f1": au_f1(adv, ref),
             "au_f1_drop": au_f1_drop(clean, adv, ref), "au_flip_rate": float((on_c != on_a).mean())}
-    changed = (on_c != on_a).any(1)
+    per = au_success(clean, adv, target)
+    success = per[~np.isnan(per)].astype(bool)
     if target is None:
-        return cols, changed
+        return cols, success
     names = au_names or [f"AU{i}" for i in range(clean.shape[1])]
-    cols_t, states = list(target), np.array(list(target.values()), dtype=bool)
-    keep = ~(on_c[:, cols_t] == states).all(1)
-    success = (on_a[:, cols_t] == states).all(1)[keep]
+    keep = ~(on_c[:, list(target)] == np.array(list(target.values()), dtype=bool)).all(1)
     forced = [au_forced_rate(clean, adv, c, on=bool(s)) for c, s in target.items()]
     cols.update(target_class=",".join(f"{names[c]}={s}" for c, s in target.items()),
                 clean_target_rate=float(1 - keep.mean()), au_forced_rate=float(np.nanmean(forced))

@@ -10,14 +10,14 @@ dataset an affect run.
 from __future__ import annotations
 
 from ..errors import InputError
-from ._template import Context, Row, Task, run_task
+from ._template import Context, Crafted, Row, Task, craft, run_task
 from .affect import Affect
 from .face import Face
 from .reid import Reid
 
 TASKS: dict[str, Task] = {t.name: t for t in (Reid(), Face(), Affect())}
 
-__all__ = ["TASKS", "Context", "Row", "Task", "get_task", "run_task"]
+__all__ = ["TASKS", "Context", "Crafted", "Row", "Task", "craft", "get_task", "run_task"]
 
 
 def get_task(name: str) -> Task:

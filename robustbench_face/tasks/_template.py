@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+import numpy as np
 from torch import Tensor
 
 from ..errors import InputError
@@ -92,6 +93,9 @@ class Task:
     modes: ClassVar[tuple[str, str]]          # (untargeted, targeted)
     aliases: ClassVar[dict[str, str]] = {}    # other spellings of a mode (face: evasion -> dodging)
     Options: ClassVar[type] = NoOptions
+    # the attacked victim's row columns (clean, adversarial) of the metric an attack lowers or
+    # raises; None: 0 on clean inputs (a success rate). ``rbf interpret``'s causal check reads it
+    metric: ClassVar[tuple[str | None, str]] = (None, "success_rate")
 
     def resolve_mode(self, mode: str | None) -> tuple[str, bool]:
         """(mode, targeted) for ``--mode`` (None: the untargeted mode), or an error listing them."""
@@ -127,13 +131,35 @@ class Task:
     def score(self, ctx: Context, inputs, outcome: AttackOutcome) -> list[Row]:
         raise NotImplementedError
 
+    def success(self, ctx: Context, inputs, outputs: np.ndarray) -> np.ndarray:
+        """Per attacked input, from the attacked victim's ``outputs`` on the attacked inputs:
+        1.0 the attack succeeded, 0.0 it failed, NaN not scored (the field's eligibility rule);
+        ``success_rate`` is the mean over the scored ones."""
+        raise NotImplementedError
 
-def run_task(task: Task, ctx: Context) -> list[Row]:
-    """The four steps, in order; the attack step is the same for every field."""
+
+@dataclass
+class Crafted:
+    """The first three steps' results: the field's inputs, the targets and the attack outcome."""
+
+    inputs: Any
+    targets: Tensor | None
+    outcome: AttackOutcome
+
+
+def craft(task: Task, ctx: Context, keep_images: bool = False) -> Crafted:
+    """Load the inputs, draw the targets, attack (``keep_images``: keep the adversarial images
+    in ``outcome.x_adv``); the attack step is the same for every field."""
     inputs = task.inputs(ctx)
     targets = task.targets(ctx, inputs) if ctx.targeted and ctx.attack is not None else None
     cfg = ctx.cfg
     outcome = attack_and_measure(ctx.attack, ctx.attacked, task.attack_images(ctx, inputs), targets,
                                  cfg.batch_size, cfg.device, desc=f"{cfg.attack} on {ctx.attacked.name}",
-                                 score=ctx.victims)
-    return task.score(ctx, inputs, outcome)
+                                 score=ctx.victims, keep_images=keep_images)
+    return Crafted(inputs, targets, outcome)
+
+
+def run_task(task: Task, ctx: Context) -> list[Row]:
+    """The four steps, in order."""
+    c = craft(task, ctx)
+    return task.score(ctx, c.inputs, c.outcome)

@@ -147,6 +147,10 @@ class Affect(Task):
         n0 = ctx.names[0]
         return inp.heads[n0].target_tensor(inp.goals[n0], torch.from_numpy(inp.clean[n0]))
 
+    def success(self, ctx, inp: AffectInputs, outputs: np.ndarray) -> np.ndarray:
+        n = ctx.names[0]
+        return inp.heads[n].success(inp.clean[n], outputs, inp.refs[n], inp.goals.get(n), ctx.attacked)
+
     def score(self, ctx, inp: AffectInputs, outcome) -> list[AffectRow]:
         rows = []
         for n, v in ctx.victims.items():

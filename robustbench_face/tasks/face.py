@@ -174,18 +174,29 @@ def choose_attacked(eligible: np.ndarray, limit: int | None, seed: int,
     return idx[stratified_subset(groups, limit, seed)]
 
 
+def pair_success(dodging: bool, adv: np.ndarray, clean: np.ndarray, thr: float) -> np.ndarray:
+    """Per attacked pair: 1 / 0, NaN where this victim got the clean pair wrong (not scored);
+    the rules of ``V.dodging_success`` / ``V.impersonation_success``.
+
+    >>> pair_success(True, np.array([0.1, 0.9, 0.1]), np.array([0.8, 0.8, 0.2]), 0.5).tolist()
+    [1.0, 0.0, nan]
+    """
+    right = clean > thr if dodging else clean <= thr
+    hit = adv <= thr if dodging else adv > thr
+    return np.where(right, hit.astype(float), np.nan)
+
+
 def _success(dodging: bool, adv: np.ndarray, clean: np.ndarray, thr: float) -> dict:
     """Success over attacked pairs this victim got right clean, with its Wilson interval."""
-    right = clean > thr if dodging else clean <= thr
-    s = adv[right]
-    out = {"n_scored": int(right.sum()), "score_clean": float(clean.mean()) if clean.size else math.nan,
+    per = pair_success(dodging, adv, clean, thr)
+    s = per[~np.isnan(per)]
+    out = {"n_scored": int(s.size), "score_clean": float(clean.mean()) if clean.size else math.nan,
            "score_adv": float(adv.mean()) if adv.size else math.nan}
     out["adv_tar" if dodging else "adv_far"] = float(np.mean(adv > thr)) if adv.size else math.nan
     if s.size == 0:
         return {**out, "success_rate": math.nan, "ci_low": math.nan, "ci_high": math.nan}
-    hit = s <= thr if dodging else s > thr  # the rules of V.dodging_success / impersonation_success
-    lo, hi = wilson(int(hit.sum()), int(hit.size))
-    return {**out, "success_rate": float(hit.mean()), "ci_low": lo, "ci_high": hi}
+    lo, hi = wilson(int(s.sum()), int(s.size))
+    return {**out, "success_rate": float(s.mean()), "ci_low": lo, "ci_high": hi}
 
 
 @dataclass
@@ -218,6 +229,9 @@ class Face(Task):
     modes = ("dodging", "impersonation")
     aliases = {"evasion": "dodging"}
     Options = FaceOptions
+    # the mean cosine of the attacked pairs: continuous, so the causal check of rbf interpret sees
+    # a partial restore that does not yet cross the threshold (a success rate saturates at 1.0)
+    metric = ("score_clean", "score_adv")
 
     def check(self, options: FaceOptions, mode, targeted) -> None:
         if not 0.0 < float(options.far) <= 1.0:
@@ -266,6 +280,13 @@ class Face(Task):
         """The partner's clean embedding on the attacked victim."""
         t = torch.from_numpy(inp.emb[ctx.names[0]][inp.ib[inp.sel]]).float()
         return F.normalize(t, dim=1)
+
+    def success(self, ctx, inp: FaceInputs, outputs: np.ndarray) -> np.ndarray:
+        emb, sel = inp.emb[ctx.names[0]], inp.sel
+        if sel is None:
+            return np.zeros(0)
+        clean, adv = _cos(emb[inp.ia[sel]], emb[inp.ib[sel]]), _cos(outputs, emb[inp.ib[sel]])
+        return pair_success(not ctx.targeted, adv, clean, inp.cal[ctx.names[0]]["threshold"])
 
     def score(self, ctx, inp: FaceInputs, outcome) -> list[FaceRow]:
         rows = []

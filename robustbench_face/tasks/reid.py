@@ -48,6 +48,18 @@ def draw_targets(q_pids: np.ndarray, g_pids: np.ndarray, seed: int) -> np.ndarra
     return np.array([rng.choice(ids[ids != p]) for p in q_pids])
 
 
+def per_query(clean_hit: np.ndarray, adv_hit: np.ndarray, targeted: bool) -> np.ndarray:
+    """Per-query success (1 / 0, NaN = not scored). Evasion: right at rank 1 clean (scored)
+    and not after; impersonation (``adv_hit``: rank-1 is the target): every query is scored.
+
+    >>> per_query(np.array([True, True, False]), np.array([False, True, False]), False).tolist()
+    [1.0, 0.0, nan]
+    """
+    if targeted:
+        return adv_hit.astype(float)
+    return np.where(clean_hit, (~adv_hit).astype(float), np.nan)
+
+
 @dataclass
 class ReidInputs:
     images: object                  # the queries: an ImageSource (read a batch at a time)
@@ -76,6 +88,7 @@ class ReidRow(Row):
 class Reid(Task):
     name = "reid"
     modes = ("evasion", "impersonation")
+    metric = ("clean_map", "adv_map")
 
     def inputs(self, ctx) -> ReidInputs:
         every = ctx.ds.split("query")
@@ -95,6 +108,14 @@ class Reid(Task):
         t = torch.tensor(np.stack([means[p] for p in inp.target_pids]), dtype=torch.float32)
         return torch.nn.functional.normalize(t, dim=1)
 
+    def success(self, ctx, inp: ReidInputs, outputs: np.ndarray) -> np.ndarray:
+        n, v = ctx.names[0], ctx.attacked
+        rank = lambda f, **kw: evaluate_rank(distance_matrix(f, inp.feats_g[n]), inp.q_pids,  # noqa: E731
+                                             inp.g_pids, inp.q_cams, inp.g_cams, **kw)
+        clean = rank(ctx.clean(v, "reid-queries", inp.images.samples, inp.images))
+        adv = rank(outputs, target_pids=inp.target_pids if ctx.targeted else None)
+        return per_query(clean.rank1_hit, adv.rank1_hit, ctx.targeted)
+
     def score(self, ctx, inp: ReidInputs, outcome) -> list[ReidRow]:
         floor = map_floor(inp.q_pids, inp.g_pids, inp.q_cams, inp.g_cams)  # the lowest mAP possible
         cost = outcome.columns()
@@ -112,13 +133,13 @@ class Reid(Task):
             ci = {"clean_map": mean_ci(clean.ap, seed), "adv_map": mean_ci(adv.ap, seed)}
             if ctx.targeted:
                 tgt = rank(fa, target_pids=inp.target_pids)
-                k, n_try = int(tgt.rank1_hit.sum()), len(tgt.rank1_hit)
+                hits = per_query(clean.rank1_hit, tgt.rank1_hit, True)
                 row.target_map = tgt.map
                 ci["target_map"] = mean_ci(tgt.ap, seed)
             else:
-                was_right = clean.rank1_hit
-                k, n_try = int((was_right & ~adv.rank1_hit).sum()), int(was_right.sum())
+                hits = per_query(clean.rank1_hit, adv.rank1_hit, False)
                 row.map_floor = floor
+            k, n_try = int(np.nansum(hits)), int((~np.isnan(hits)).sum())
             row.success_rate = k / max(n_try, 1)
             row.extra = {"ci_low": wilson(k, n_try)[0], "ci_high": wilson(k, n_try)[1],
                          **{f"{m}_ci_{side}": v for m, (lo, hi) in ci.items()
