@@ -181,6 +181,9 @@ def headline_metric(r: dict[str, str]) -> tuple[str, float]:
         if r.get(k) not in (None, ""):
             v = float(r[k])
             return k, (-v if k == "success_rate" else v)
+    for k in ("tar_at_far", "clean_acc", "clean_map"):  # a clean verification row: shown, ranked last
+        if r.get(k) not in (None, ""):
+            return k, float("inf")
     return "", float("inf")
 
 
@@ -200,10 +203,12 @@ def flags_of(r: dict[str, str]) -> list[str]:
 
 
 def rank_key(r: dict[str, str]) -> tuple:
-    """Within (task, dataset, mode): full before partial, adaptive before non-adaptive, clean-tree
-    before dirty-tree rows, then the headline metric (:func:`headline_metric`)."""
+    """Within (task, dataset, mode): attacked before clean (the reference, not a competitor), full
+    before partial, adaptive before non-adaptive, clean-tree before dirty-tree rows, then the
+    headline metric (:func:`headline_metric`)."""
     flags = flags_of(r)
-    return (r.get("task", ""), r.get("dataset", ""), r.get("mode", ""), "partial" in flags,
+    clean = r.get("attack", "none") in ("", "none")
+    return (r.get("task", ""), r.get("dataset", ""), r.get("mode", ""), clean, "partial" in flags,
             "non-adaptive" in flags, any(f.endswith("-tree") for f in flags), headline_metric(r)[1])
 
 

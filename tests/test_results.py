@@ -5,7 +5,7 @@ import os
 import pytest
 
 from robustbench_face.errors import DataError
-from robustbench_face.results import append_rows, leaderboard, read_rows
+from robustbench_face.results import append_rows, flags_of, leaderboard, read_rows
 
 
 def test_append_keeps_old_rows_and_extends_header(tmp_path):
@@ -51,10 +51,13 @@ def test_leaderboard_ranks_adaptive_rows_first(tmp_path):
     rows = leaderboard(p, out=tmp_path / "lb.csv")
     assert [r["adv_map"] for r in rows] == ["0.02", "0.3", "0.01"]
     assert (tmp_path / "lb.csv").exists()
-    # a clean run of a defended model has no attack to adapt, so it is not flagged non-adaptive
+    # a clean run of a defended model has no attack to adapt (not flagged non-adaptive), and it is
+    # the reference: it ranks after every attacked row, even one with a flag
     append_rows(p, [{"task": "reid", "dataset": "d", "git_sha": "0123abcd", "attack": "none",
-                     "defense": "jpeg", "adaptive": "no", "adv_map": 0.5}])
-    assert leaderboard(p)[2]["adv_map"] == "0.5"
+                     "defense": "jpeg", "adaptive": "no", "adv_map": 0.005}])
+    rows = leaderboard(p)
+    assert [r["adv_map"] for r in rows] == ["0.02", "0.3", "0.01", "0.005"]
+    assert flags_of(rows[3]) == []
 
 
 def test_leaderboard_ranks_each_mode_apart_and_targeted_modes_by_success(tmp_path):
