@@ -39,6 +39,20 @@ def table_key(e: dict[str, Any]) -> tuple[str, str, str, str]:
     return s["task"], s["dataset"], s["mode"], s["threat_model"]
 
 
+def attack_label(s: dict[str, Any]) -> str:
+    """The attack with what tells its rows apart inside one table: eps (in /255) and a class target.
+
+    >>> attack_label({"attack": "pgd", "attack_config": {"eps": 8 / 255}, "target_class": "happy"})
+    'pgd 8/255 → happy'
+    """
+    label, eps = s["attack"], s.get("attack_config", {}).get("eps")
+    if isinstance(eps, (int, float)) and label != "none":
+        label += f" {eps * 255:.3g}/255"
+    if s.get("target_class"):
+        label += f" → {s['target_class']}"
+    return label
+
+
 def _cells(e: dict[str, Any]) -> dict[str, str]:
     key, _ = headline_metric(as_row(e))
     m, s = e["metrics"], e["spec"]
@@ -46,7 +60,7 @@ def _cells(e: dict[str, Any]) -> dict[str, str]:
 
     def f(v):
         return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-    return {"rank": str(e["rank"]), "victim": s["victim"], "eval_victim": s["eval_victim"], "attack": s["attack"],
+    return {"rank": str(e["rank"]), "victim": s["victim"], "eval_victim": s["eval_victim"], "attack": attack_label(s),
             "defense": s["defense"], "adaptive": s["adaptive"], "headline": key, "value": f(m.get(key)),
             "spread": f(e["spread"].get(key)), "success_rate": f(m.get("success_rate")),
             "ci": "" if lo is None else f"{lo:.3f}-{hi:.3f}", "sec_per_query": f(m.get("sec_per_query")),

@@ -35,7 +35,7 @@ from .results import flags_of, headline_metric, rank_key, trusted_rows
 SCHEMA = 1
 # what makes two rows the same entry (the seed, times and commits do not)
 IDENTITY = ("task", "dataset", "dataset_options", "victim", "eval_victim", "attack", "mode", "defense",
-            "adaptive", "n_queries", "n_available", "partial")
+            "adaptive", "n_queries", "n_available", "partial", "target_class", "far")
 METRICS = ("clean_map", "adv_map", "clean_rank1", "adv_rank1", "target_map", "success_rate", "clean_acc",
            "adv_acc", "tar_at_far", "adv_tar", "flip_rate", "clean_macro_f1", "adv_macro_f1", "sec_per_query",
            "perturbation", "queries_per_image", "map_floor")

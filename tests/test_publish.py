@@ -61,6 +61,15 @@ def test_publish_entries_tables_and_files(results, tmp_path):
     check_entry(out / "entries" / f"{pgd['id']}.json")
 
 
+def test_class_targets_are_entries_of_their_own(tmp_path):
+    p = tmp_path / "results.csv"
+    append_rows(p, [row(task="affect", mode="targeted", target_class=c, success_rate=v, adv_map="")
+                    for c, v in (("happy", 0.9), ("neutral", 0.7))])
+    ranked = publish(p, tmp_path / "lb")
+    assert [e["spec"]["target_class"] for e in ranked] == ["happy", "neutral"]  # never averaged as seeds
+    assert "pgd 8/255 → neutral" in (tmp_path / "lb" / "leaderboard.md").read_text()
+
+
 def test_check_refuses_tampered_entries(results, tmp_path):
     ranked = publish(results, tmp_path / "lb")
     path = tmp_path / "lb" / "entries" / f"{ranked[0]['id']}.json"
