@@ -88,6 +88,9 @@ def _cards(r: dict[str, str]) -> dict[str, Any]:
         variant = card.get("variants", {}).get(name, {})
         if variant.get("sha256"):
             info["weights_sha256"] = variant["sha256"]
+        ckpt = card.get("checkpoints", {}).get(r.get("victim", "")) if kind == "attacks" else None
+        if isinstance(ckpt, dict) and ckpt.get("sha256"):  # a learned attack: the generator it ran
+            info["checkpoint"], info["checkpoint_sha256"] = f"checkpoints/{ckpt['file']}", ckpt["sha256"]
         out[kind[:-1]] = info
     return out
 

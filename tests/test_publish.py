@@ -61,6 +61,15 @@ def test_publish_entries_tables_and_files(results, tmp_path):
     check_entry(out / "entries" / f"{pgd['id']}.json")
 
 
+def test_learned_attack_entries_name_their_checkpoint(tmp_path):
+    p = tmp_path / "results.csv"
+    append_rows(p, [row(attack="cond_patch", attack_config=json.dumps({"attack": "cond_patch"}))])
+    (entry,) = publish(p, tmp_path / "lb")
+    card = entry["cards"]["attack"]
+    assert card["checkpoint"] == "checkpoints/cond_patch.osnet_x0_25.market1501.safetensors"
+    assert card["checkpoint_sha256"].startswith("4c64a518")
+
+
 def test_class_targets_are_entries_of_their_own(tmp_path):
     p = tmp_path / "results.csv"
     append_rows(p, [row(task="affect", mode="targeted", target_class=c, success_rate=v, adv_map="")
