@@ -142,7 +142,7 @@ def evaluate_features(
 ) -> RankResult:
     """:func:`evaluate_rank` straight from features, never holding the query x gallery matrix.
 
-    Distances are computed in float64 exactly as :func:`distance_matrix` does, ``memory_mb``
+    Distances are :func:`distance_matrix`'s (float64), ``memory_mb``
     worth of query rows at a time and the gallery cast ``_BLOCK`` rows at a time, so memory beyond
     the features themselves stays bounded at a million-image gallery, and the ranking is the
     matrix path's (float32 distances reorder near-ties and move mAP by ~1e-6).
@@ -153,25 +153,15 @@ def evaluate_features(
     (1.0, 1.0)
     """
     labels = _Labels(q_pids, g_pids, q_camids, g_camids, target_pids)
-    q = _prepared(np.asarray(q_feats, dtype=np.float64), metric)
+    q = np.asarray(q_feats, dtype=np.float64)
     g = np.asarray(g_feats)  # kept in its own dtype: a float32 gallery is never copied whole
     rows = max(1, int(memory_mb * 2**20 // (8 * g.shape[0])))
 
     def chunks():
         for s in range(0, q.shape[0], rows):
-            qc = q[s:s + rows]
-            dist = np.empty((qc.shape[0], g.shape[0]))
+            dist = np.empty((min(rows, q.shape[0] - s), g.shape[0]))
             for b in range(0, g.shape[0], _BLOCK):
-                gb = _prepared(g[b:b + _BLOCK].astype(np.float64), metric)
-                block = qc @ gb.T  # BLAS into a fresh array: a strided out= slice is not BLAS
-                if metric == "cosine":
-                    np.subtract(1.0, block, out=block)
-                else:
-                    block *= -2.0
-                    block += (gb * gb).sum(1)[None, :]
-                    block += (qc * qc).sum(1)[:, None]
-                    np.sqrt(np.maximum(block, 0.0, out=block), out=block)
-                dist[:, b:b + gb.shape[0]] = block
+                dist[:, b:b + _BLOCK] = distance_matrix(q[s:s + rows], g[b:b + _BLOCK], metric)
             yield s, dist
 
     first_hit, aps = _from_rows(chunks(), labels)
@@ -214,9 +204,9 @@ def topk_cmc(
 
     labels = _Labels(q_pids, g_pids, q_camids, g_camids, target_pids)
     real = np.flatnonzero(labels.g_pids != -1)  # junk never ranks: leave it out of the index
-    g = _prepared(g_feats, metric, np.float32)
+    g = _prepared(g_feats, metric)
     g = g[real] if real.size < g.shape[0] else g
-    q = _prepared(q_feats, metric, np.float32)
+    q = _prepared(q_feats, metric)
     per_q = [labels.of_query(i) for i in range(len(labels.q_pids))]
     lost = max((r.size - labels._junk.size for _, r in per_q), default=0)
     k = min(max_rank + lost, g.shape[0])
@@ -241,8 +231,9 @@ def topk_cmc(
 _BLOCK = 65536  # gallery rows cast to float64 at a time by evaluate_features
 
 
-def _prepared(feats: ArrayLike, metric: str, dtype=np.float64) -> np.ndarray:
-    x = np.asarray(feats, dtype=dtype)
+def _prepared(feats: ArrayLike, metric: str) -> np.ndarray:
+    """float32 rows for faiss, L2-normalised for the cosine metric."""
+    x = np.asarray(feats, dtype=np.float32)
     if metric == "cosine":
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     if metric == "euclidean":
